@@ -1,0 +1,161 @@
+"""The `synth` command: parse, call, print. Exit codes: 0 done, 1 run failed, 2 bad input, 130 interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+
+from synth import __version__
+from synth.cli.display import LiveProgress, plan_tables, summary_table
+from synth.errors import ModelError, SynthError, UserError
+from synth.plan import PreparedJob, plan_report, prepare
+from synth.specfile import load_spec
+from synth.specs import json_schema
+from synth.store import RunStore
+
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+EXIT_RUN_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
+
+spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a spec field, e.g. --set model=openai/gpt-4o-mini --set params.temperature=0.2 (repeatable).",
+)
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns synth errors into one clear message and the documented exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            _fail(f"error: {exc}", EXIT_USER_ERROR)
+        except ModelError as exc:
+            _fail(f"model error: {exc}", EXIT_RUN_FAILED)
+        except SynthError as exc:
+            _fail(f"run failed: {exc}", EXIT_RUN_FAILED)
+
+    return wrapper
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    errors.print(message, markup=False)
+    sys.exit(code)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="synth")
+@click.option("-v", "--verbose", count=True, help="-v for progress logs, -vv for every retry.")
+def main(verbose: int) -> None:
+    """synth: generate, verify and store fine-tuning data with full lineage."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _prepare(spec: Path, overrides: tuple[str, ...]) -> PreparedJob:
+    return prepare(load_spec(spec, overrides))
+
+
+@main.command()
+@spec_argument
+@set_option
+@handles_errors
+def validate(spec: Path, overrides: tuple[str, ...]) -> None:
+    """Check a spec: fields, task and verifier options, templates and a dry render of each."""
+    prepared = _prepare(spec, overrides)
+    console.print(
+        f"ok: {spec} — {prepared.total_items:,} items over {len(prepared.leaves)} topics, "
+        f"{len(prepared.templates)} template(s), spec_id {prepared.spec.spec_id}"
+    )
+
+
+@main.command()
+@spec_argument
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@handles_errors
+def plan(spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Dry run: items per category and template, one rendered prompt per template, tokens and cost."""
+    from synth.llm import token_counter
+
+    prepared = _prepare(spec, overrides)
+    report = plan_report(prepared, token_counter(prepared.spec.model))
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+        return
+    for table in plan_tables(report):
+        console.print(table)
+    for name, messages in report.examples.items():
+        body = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+        console.print(Panel(body, title=f"example prompt: {name}", title_align="left"), markup=False)
+
+
+@main.command()
+@spec_argument
+@set_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default: output.dir).")
+@click.option("--quiet", is_flag=True, help="No live progress, only the summary.")
+@handles_errors
+def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
+    """Run a job in this process. Rerun the same command to resume after a crash or Ctrl-C."""
+    from synth.run import run_local
+
+    prepared = _prepare(spec, overrides)
+    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    signal.signal(signal.SIGTERM, _interrupt)
+    display = LiveProgress(console)
+    try:
+        if quiet:
+            progress = asyncio.run(run_local(prepared, out_dir))
+        else:
+            with display:
+                progress = asyncio.run(run_local(prepared, out_dir, display))
+    except KeyboardInterrupt:
+        totals = RunStore(out_dir).totals() if (out_dir / "run.json").exists() else None
+        done = totals.items if totals else 0
+        _fail(
+            f"interrupted: {done:,} of {prepared.total_items:,} items saved in {out_dir}; "
+            "run the same command again to continue",
+            EXIT_INTERRUPTED,
+        )
+    console.print(summary_table(RunStore(out_dir).totals(), progress))
+    if progress.totals.failed:
+        _fail(f"{progress.totals.failed:,} item(s) failed; run the same command again to retry them", EXIT_RUN_FAILED)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of a job spec (for editor completion)."""
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@handles_errors
+def status(out: Path) -> None:
+    """Counts of a run directory: items, accepted, rejected by reason, failed, tokens, cost."""
+    store = RunStore(out)
+    store.info()
+    console.print(summary_table(store.totals()))

@@ -1,0 +1,108 @@
+"""What the CLI shows: a live progress bar fed by the executor, and the tables at the end of a run or plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from synth.run import RunProgress
+from synth.store import Totals
+
+REFRESH_PER_S = 4
+
+
+class LiveProgress:
+    """A one-line live status: items done/total, accepted, rejected, failed, tokens, cost, rate."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._live = Live(Text("starting…"), console=console, refresh_per_second=REFRESH_PER_S, transient=False)
+        self._progress: RunProgress | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._live.update(status_line(self._progress))
+        self._live.__exit__(None, None, None)
+
+    def update(self, progress: RunProgress) -> None:
+        self._progress = progress
+        self._live.update(status_line(progress))
+
+
+def status_line(p: RunProgress) -> Text:
+    t = p.totals
+    done = min(p.generated, p.total_items)
+    fresh = max(0, done - p.resumed_items)
+    rate = fresh / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    width = 24
+    filled = int(width * done / p.total_items) if p.total_items else width
+    line = Text()
+    line.append("█" * filled + "░" * (width - filled), style="cyan")
+    line.append(f" {done:,}/{p.total_items:,} items  ")
+    line.append(f"✓ {t.accepted:,}", style="green")
+    line.append(f"  ✗ {t.rejected:,}", style="yellow")
+    line.append(f"  ! {t.failed:,}", style="red" if t.failed else "")
+    stats = p.llm.stats if p.llm else None
+    tokens = (stats.prompt_tokens + stats.completion_tokens) if stats else 0
+    cost = stats.cost_usd if stats else 0.0
+    line.append(f"  {tokens:,} tok  ${cost:.4f}  {rate:,.1f} items/s")
+    if stats and stats.rate_limited and p.llm is not None:
+        line.append(f"  429s {stats.rate_limited:,} (limit {int(p.llm.limiter.limit)})", style="yellow")
+    return line
+
+
+def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
+    table = Table(title="run summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("items", f"{totals.items:,}")
+    table.add_row("accepted", f"[green]{totals.accepted:,}[/]")
+    table.add_row("rejected", f"[yellow]{totals.rejected:,}[/]")
+    for reason, count in totals.rejected_by_reason.most_common():
+        table.add_row(f"  rejected.{reason}", f"{count:,}")
+    table.add_row("failed", f"[red]{totals.failed:,}[/]" if totals.failed else "0")
+    for error, count in totals.failed_by_error.most_common():
+        table.add_row(f"  failed.{error}", f"{count:,}")
+    table.add_row("LLM calls (cached)", f"{totals.calls:,} ({totals.cached_calls:,})")
+    table.add_row("tokens in / out", f"{totals.prompt_tokens:,} / {totals.completion_tokens:,}")
+    table.add_row("cost", f"${totals.cost_usd:.4f}")
+    if progress is not None:
+        fresh = max(0, progress.generated - progress.resumed_items)
+        table.add_row("wall time", f"{progress.elapsed_s:.1f} s")
+        table.add_row("rate", f"{fresh / max(progress.elapsed_s, 1e-9):,.1f} items/s")
+        table.add_row("output", str(progress.out))
+    return table
+
+
+def plan_tables(report: Any) -> list[Any]:
+    counts = Table(title=f"plan: {report.total_items:,} items", title_justify="left")
+    counts.add_column("category")
+    counts.add_column("items", justify="right")
+    for category, n in report.by_category.items():
+        counts.add_row(category, f"{n:,}")
+    templates = Table(title="templates", title_justify="left")
+    templates.add_column("template")
+    templates.add_column("items", justify="right")
+    for name, n in report.by_template.items():
+        templates.add_row(name, f"{n:,}")
+    cost = (
+        f"${report.cost_low_usd:.4f} – ${report.cost_high_usd:.4f}"
+        if report.model_known
+        else "unknown (model not in litellm's cost map)"
+    )
+    estimate = Table(title="estimate", show_header=False, title_justify="left")
+    estimate.add_column(style="bold")
+    estimate.add_column(justify="right")
+    estimate.add_row("prompt tokens", f"{report.prompt_tokens:,}")
+    estimate.add_row("completion tokens (max)", f"{report.max_completion_tokens:,}")
+    estimate.add_row("cost", cost)
+    estimate.add_row("JSON mode", "on" if report.json_mode else "off")
+    return [counts, templates, estimate]

@@ -1,0 +1,197 @@
+"""The only door to a model: cache, adaptive concurrency, rate limits, retries, usage and cost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+
+from synth.errors import RetryableModelError
+from synth.ids import stable_hash
+from synth.llm.limiter import AdaptiveLimiter
+from synth.llm.pricing import Pricing
+from synth.llm.transport import (
+    DirectTransport,
+    LiteLLMTransport,
+    RawCompletion,
+    Transport,
+    choose_direct,
+    resolve_api_base,
+    resolve_api_key,
+)
+from synth.specs import JobSpec
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def put(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    model: str
+    cached: bool = False
+
+
+@dataclass
+class CallStats:
+    """Counters a progress bar or a benchmark reads; they describe calls, not items."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class LLMClient:
+    """Sends chat requests for one job's model. Create inside the event loop that uses it; `aclose()` after."""
+
+    def __init__(self, spec: JobSpec, cache: ResponseCache | None = None, transport: Transport | None = None) -> None:
+        self.spec = spec
+        self.params = spec.params
+        self.cache = cache
+        api_base = resolve_api_base(spec.model, spec.api_base)
+        self.is_direct = choose_direct(spec.model, spec.api_base, spec.transport)
+        self.transport = transport or self._make_transport(api_base)
+        self.limiter = AdaptiveLimiter(spec.concurrency)
+        self.rpm = AsyncLimiter(spec.rate_limit.rpm, 60) if spec.rate_limit.rpm else None
+        self.tpm = AsyncLimiter(spec.rate_limit.tpm, 60) if spec.rate_limit.tpm else None
+        self.pricing = Pricing(spec.model)
+        self.stats = CallStats()
+
+    def _make_transport(self, api_base: str | None) -> Transport:
+        key = resolve_api_key(self.spec.model, self.spec.api_key_env)
+        if self.is_direct:
+            base = api_base or "https://api.openai.com/v1"
+            return DirectTransport(self.spec.model, base, key, max_connections=self.spec.concurrency)
+        return LiteLLMTransport(self.spec.model, api_base, key)
+
+    def request_body(self, messages: Sequence[Message], seed: int, json_mode: bool) -> dict[str, Any]:
+        """What identifies a call: the cache key is the hash of this body and the model."""
+        body: dict[str, Any] = {
+            "messages": list(messages),
+            "temperature": self.params.temperature,
+            "max_tokens": self.params.max_tokens,
+            "seed": seed,
+        }
+        if self.params.top_p is not None:
+            body["top_p"] = self.params.top_p
+        if self.params.stop:
+            body["stop"] = list(self.params.stop)
+        if json_mode:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def cache_key(self, body: dict[str, Any]) -> str:
+        return stable_hash(self.spec.model, body)
+
+    async def complete(self, messages: Sequence[Message], seed: int, json_mode: bool = False) -> Completion:
+        body = self.request_body(messages, seed, json_mode)
+        key = self.cache_key(body)
+        if self.cache is not None and (hit := await self.cache.get(key)) is not None:
+            self.stats.cache_hits += 1
+            return Completion(**{**hit, "cached": True})
+        raw = await self._send_with_retries(body)
+        completion = Completion(
+            text=raw.text,
+            finish_reason=raw.finish_reason,
+            prompt_tokens=raw.prompt_tokens,
+            completion_tokens=raw.completion_tokens,
+            cost_usd=self.pricing.estimate(raw.prompt_tokens, raw.completion_tokens),
+            model=raw.model or self.spec.model,
+        )
+        self._count(completion)
+        if self.cache is not None:
+            await self.cache.put(key, {k: v for k, v in asdict(completion).items() if k != "cached"})
+        return completion
+
+    def _count(self, completion: Completion) -> None:
+        self.stats.calls += 1
+        self.stats.prompt_tokens += completion.prompt_tokens
+        self.stats.completion_tokens += completion.completion_tokens
+        self.stats.cost_usd += completion.cost_usd
+
+    async def _send_with_retries(self, body: dict[str, Any]) -> RawCompletion:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RetryableModelError),
+            wait=self._backoff,
+            stop=self._should_stop,
+            before_sleep=self._note_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(body)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _send_once(self, body: dict[str, Any]) -> RawCompletion:
+        if self.rpm is not None:
+            await self.rpm.acquire()
+        if self.tpm is not None:
+            await self.tpm.acquire(min(self.tpm.max_rate, self._token_estimate(body)))
+        async with self.limiter.slot():
+            try:
+                raw = await self.transport.send(body, self.params.timeout_s)
+            except RetryableModelError as exc:
+                self._note_failure(exc)
+                raise
+        self.limiter.on_success()
+        return raw
+
+    def _note_failure(self, exc: RetryableModelError) -> None:
+        label = str(exc.status or "network")
+        self.stats.by_status[label] = self.stats.by_status.get(label, 0) + 1
+        if exc.is_rate_limit:
+            self.stats.rate_limited += 1
+            self.limiter.on_overload()
+        else:
+            self.stats.server_errors += 1
+
+    def _token_estimate(self, body: dict[str, Any]) -> int:
+        chars = sum(len(m.get("content", "")) for m in body["messages"])
+        return chars // 4 + int(body["max_tokens"])
+
+    def _backoff(self, state: RetryCallState) -> float:
+        """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+        exc = state.outcome.exception() if state.outcome else None
+        ceiling = min(self.spec.retry.max_wait_s, 0.5 * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(0.1, ceiling)
+        retry_after = getattr(exc, "retry_after_s", None)
+        return max(delay, retry_after) if retry_after else delay
+
+    def _should_stop(self, state: RetryCallState) -> bool:
+        """429s retry until the rate-limit deadline; other failures for max_attempts."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableModelError) and exc.is_rate_limit:
+            return state.seconds_since_start >= self.spec.retry.rate_limit_deadline_s
+        return state.attempt_number >= self.spec.retry.max_attempts
+
+    def _note_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        logger.debug("retrying model call: attempt=%d error=%s", state.attempt_number, exc)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+        await asyncio.sleep(0)

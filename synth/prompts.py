@@ -1,0 +1,88 @@
+"""The one Jinja2 environment: sandboxed, StrictUndefined, over the spec's folder and the bundled prompts/."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from synth.errors import TemplateError
+from synth.ids import sha256_text
+
+BUNDLED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+MESSAGE_BLOCKS = ("system", "user")
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    sha256: str
+    compiled: jinja2.Template
+
+    def render(self, variables: Mapping[str, Any]) -> list[Message]:
+        """Renders to chat messages: `{% block system %}`/`{% block user %}` if defined, else one user message."""
+        try:
+            blocks = [b for b in MESSAGE_BLOCKS if b in self.compiled.blocks]
+            if not blocks:
+                return [{"role": "user", "content": self.compiled.render(variables).strip()}]
+            context = self.compiled.new_context(dict(variables))
+            rendered = ((b, "".join(self.compiled.blocks[b](context)).strip()) for b in blocks)
+            return [{"role": role, "content": text} for role, text in rendered if text]
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(
+                f"template {self.name}: {exc.message}; give it in the spec's `vars:` or the topic's `vars:`"
+            ) from None
+        except SecurityError as exc:
+            raise TemplateError(f"template {self.name}: blocked by the sandbox: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {self.name}: {exc}") from None
+
+
+class PromptLibrary:
+    """Finds templates beside the spec first, then in ./prompts, then in synth's bundled prompts/."""
+
+    def __init__(self, search_paths: Sequence[Path]) -> None:
+        self.search_paths = [p for p in dict.fromkeys(search_paths) if p.is_dir()]
+        self._env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(self.search_paths),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["tojson_compact"] = _tojson_compact
+        self._cache: dict[str, Template] = {}
+
+    @classmethod
+    def for_spec_dir(cls, spec_dir: Path) -> PromptLibrary:
+        return cls([spec_dir, spec_dir / "prompts", Path.cwd() / "prompts", BUNDLED_PROMPTS])
+
+    def get(self, name: str) -> Template:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def _load(self, name: str) -> Template:
+        try:
+            source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+            compiled = self._env.from_string(source)
+        except jinja2.TemplateNotFound:
+            places = ", ".join(str(p) for p in self.search_paths) or "(no prompts folder found)"
+            raise TemplateError(f"template {name!r} not found; looked in {places}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {name} line {exc.lineno}: {exc.message}") from None
+        compiled.name = name
+        return Template(name=name, sha256=sha256_text(source), compiled=compiled)
+
+
+def _tojson_compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,108 @@
+"""What a run writes: one Record per sample, with its lineage and every verdict, and one FailedItem per failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from synth.ids import stable_hash
+
+RecordStatus = Literal["accepted", "rejected"]
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Lineage(BaseModel):
+    """Where a record came from: enough to regenerate it or to trace it back to its spec and prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    job_id: str
+    batch_id: str
+    item_id: str
+    spec_id: str
+    spec_name: str
+    task: str
+    template: str
+    template_sha256: str
+    prompt_sha256: str
+    model: str
+    params: dict[str, Any]
+    seed: int
+    category: list[str]
+    parent_ids: list[str] = Field(default_factory=list)
+    sample_index: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    cached: bool = False
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    synth_version: str
+
+
+class Verdict(BaseModel):
+    """One verifier's decision on one sample. A rejection always says why, in snake_case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verifier: str
+    version: str
+    passed: bool
+    score: float | None = None
+    reason: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reason_when_rejected(self) -> Verdict:
+        if not self.passed and not self.reason:
+            raise ValueError(f"verifier {self.verifier!r} rejected a sample without a reason")
+        return self
+
+
+class Record(BaseModel):
+    """A sample, its lineage and its verdicts. `record_id` = hash(item_id, sample index)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    status: RecordStatus
+    reason: str | None = None
+    task: str
+    sample: dict[str, Any]
+    lineage: Lineage
+    verdicts: list[Verdict] = Field(default_factory=list)
+    raw_output: str | None = None
+
+
+class FailedItem(BaseModel):
+    """A work item that produced no record because something broke; a rerun tries it again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    batch_id: str
+    category: list[str]
+    template: str
+    error_type: str
+    error: str
+    status_code: int | None = None
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def record_id_for(item_id: str, sample_index: int) -> str:
+    return stable_hash(item_id, sample_index)
+
+
+def first_rejection(verdicts: list[Verdict]) -> Verdict | None:
+    return next((v for v in verdicts if not v.passed), None)

@@ -1,0 +1,137 @@
+"""The local executor: every batch of a job through `pipeline.run_batch` in one asyncio process.
+
+Rerunning into the same directory resumes: batches with a complete marker are skipped, the rest run again,
+and the response cache answers every call that already came back, so nothing is paid for twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from synth.errors import ModelError
+from synth.expand import BatchRef, WorkItem, plan_batches, with_items
+from synth.llm import LLMClient, token_counter
+from synth.pipeline import JobContext, run_batch
+from synth.plan import PreparedJob
+from synth.state import LocalState
+from synth.store import RunStore, Totals
+from synth.verify import Verifier, VerifierContext, build
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunProgress:
+    """Live counters of one run: finished batches in `totals`, items with a model answer in `generated`."""
+
+    total_items: int
+    out: Path
+    totals: Totals = field(default_factory=Totals)
+    generated: int = 0
+    resumed_items: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    llm: LLMClient | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+
+class RunObserver(Protocol):
+    def update(self, progress: RunProgress) -> None: ...
+
+
+async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | None = None) -> RunProgress:
+    """Runs (or resumes) the job into `out`. Raises a fatal ModelError (bad key, unknown model) at once."""
+    spec = prepared.spec
+    store = RunStore(out)
+    store.lock()
+    state: LocalState | None = None
+    llm: LLMClient | None = None
+    try:
+        info = store.init(spec, spec.batch_size)
+        if info["batch_size"] != spec.batch_size:
+            logger.warning("run keeps its first batch size: batch_size=%d requested=%d", info["batch_size"], spec.batch_size)
+        store.remove_orphans()
+        state = LocalState(out / "state.sqlite")
+        llm = LLMClient(spec, cache=state)
+        progress = RunProgress(total_items=prepared.total_items, out=out, llm=llm)
+        context = VerifierContext(
+            claims=state, count_tokens=lambda text: token_counter(spec.model)(text), text_fields=prepared.task.text_fields
+        )
+        verifiers: list[Verifier] = [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
+
+        def on_item(item: WorkItem) -> None:
+            progress.generated += 1
+
+        ctx = JobContext(
+            spec=spec,
+            task=prepared.task,
+            templates=prepared.templates,
+            llm=llm,
+            verifiers=verifiers,
+            store=store,
+            run_id=info["run_id"],
+            job_id=f"local-{uuid.uuid4().hex[:12]}",
+            json_mode=prepared.json_mode,
+            on_item=on_item,
+        )
+        await _run_batches(_batches(prepared, info["batch_size"]), ctx, progress, observer)
+        return progress
+    finally:
+        if llm is not None:
+            await llm.aclose()
+        if state is not None:
+            state.close()
+        if (out / "run.json").exists():
+            store.write_manifest()
+        store.unlock()
+
+
+def _batches(prepared: PreparedJob, batch_size: int) -> Iterator[BatchRef]:
+    shas = prepared.template_shas
+    for batch in plan_batches(prepared.spec, batch_size):
+        yield with_items(prepared.spec, shas, batch)
+
+
+async def _run_batches(
+    batches: Iterator[BatchRef], ctx: JobContext, progress: RunProgress, observer: RunObserver | None
+) -> None:
+    """Keeps enough batches in flight to fill the model's concurrency; skips batches already done."""
+    in_flight = max(2, math.ceil(2 * ctx.spec.concurrency / ctx.spec.batch_size) + 1)
+    slots = asyncio.Semaphore(in_flight)
+
+    def report() -> None:
+        if observer is not None:
+            observer.update(progress)
+
+    async def one(batch: BatchRef) -> None:
+        try:
+            progress.totals.add(await run_batch(batch, ctx))
+            report()
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for batch in batches:
+                if marker := ctx.store.done_marker(batch):
+                    progress.totals.add(marker)
+                    progress.resumed_items += batch.size
+                    progress.generated += batch.size
+                    report()
+                    continue
+                await slots.acquire()
+                group.create_task(one(batch))
+    except* ModelError as group_error:
+        raise group_error.exceptions[0] from None
+    report()
+

@@ -1,0 +1,207 @@
+"""The job spec: what to generate, with which model, checked how. Strict: unknown keys are errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from synth.ids import stable_hash
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Fields that say how a job runs, not what an item is. Left out of spec_id so that changing them (or
+# raising a quota) keeps every existing item id, and a rerun picks up where the last one stopped.
+EXECUTION_FIELDS = frozenset({"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base"})
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(StrictModel):
+    """Sampling parameters sent with every generation call."""
+
+    temperature: float = Field(0.8, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int = Field(512, gt=0, le=262_144)
+    seed: int = Field(0, ge=0, description="Base seed; each item gets its own seed derived from it.")
+    stop: list[str] | None = None
+    timeout_s: float = Field(120, gt=0, description="Per-call timeout.")
+    json_mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="Ask for JSON output (response_format). auto: where litellm says the model supports it."
+    )
+
+
+class RateLimit(StrictModel):
+    """Ceilings on the request and token rate; concurrency adapts below them on its own."""
+
+    rpm: int | None = Field(None, gt=0, description="Requests per minute.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per minute (prompt + max_tokens, counted up front).")
+
+
+class RetryPolicy(StrictModel):
+    """How hard to try before an item ends as failed."""
+
+    max_attempts: int = Field(6, ge=1, le=50, description="Attempts for server errors and timeouts.")
+    max_wait_s: float = Field(60, gt=0, description="Longest single backoff.")
+    rate_limit_deadline_s: float = Field(
+        1800, gt=0, description="How long to keep retrying 429s for one call before it fails."
+    )
+
+
+class PluginRef(StrictModel):
+    """A task or verifier by name, with its options. YAML: `- length` or `- {name: length, min_chars: 20}`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and "options" not in data:
+            return {"name": data.get("name"), "options": {k: v for k, v in data.items() if k != "name"}}
+        return data
+
+
+class OutputSpec(StrictModel):
+    dir: str | None = Field(None, description="Where records go; `--out` overrides it.")
+
+
+Quota = Annotated[int, Field(ge=0, le=10_000_000)]
+
+
+class TopicNode(BaseModel):
+    """A category. Keys other than the reserved ones below are its subtopics.
+
+    A leaf has a `quota` (items to generate) or a `weight` (its share of the spec's `total`);
+    `description` and `vars` reach the templates and are inherited by subtopics.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, TopicNode | Quota | None] = Field(init=False)
+
+    quota: Quota | None = None
+    weight: float | None = Field(None, gt=0)
+    description: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> TopicNode:
+        for name in self.children():
+            check_topic_name(name)
+        if self.children() and (self.quota is not None or self.weight is not None):
+            raise ValueError("a topic with subtopics takes no quota or weight: put them on its leaves")
+        if self.quota is not None and self.weight is not None:
+            raise ValueError("give a quota or a weight, not both")
+        return self
+
+    def children(self) -> dict[str, TopicNode]:
+        extra = self.__pydantic_extra__ or {}
+        return {name: as_topic(node) for name, node in extra.items()}
+
+
+def as_topic(node: TopicNode | int | None) -> TopicNode:
+    """Expands the YAML shorthands `python: 20` (a quota) and `python:` (an empty leaf)."""
+    if isinstance(node, TopicNode):
+        return node
+    return TopicNode(quota=node)
+
+
+def check_topic_name(name: str) -> str:
+    if not name.strip() or "/" in name:
+        raise ValueError(f"topic name {name!r} must be non-empty and contain no '/'")
+    return name
+
+
+class JobSpec(StrictModel):
+    """A whole job: model, task, templates, topics with quotas, verifier chain and how to run it."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    description: str = ""
+    model: str = Field(min_length=1, description="Any litellm model string, e.g. openai/gpt-4o-mini.")
+    params: ModelParams = Field(default_factory=ModelParams)
+    api_base: str | None = Field(None, description="OpenAI-compatible base URL; else OPENAI_API_BASE/BASE_URL.")
+    api_key_env: str | None = Field(
+        None, pattern=ENV_VAR_PATTERN, description="Name of the env var that holds the API key (never the key)."
+    )
+    transport: Literal["auto", "litellm", "direct"] = Field(
+        "auto", description="direct: synth's own HTTP client for OpenAI-compatible servers; auto picks it for them."
+    )
+    task: PluginRef
+    templates: list[str] = Field(min_length=1, description="Prompt templates (Jinja2), used round-robin per topic.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
+    topics: dict[str, TopicNode | Quota | None] = Field(min_length=1)
+    total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
+    verifiers: list[PluginRef] = Field(default_factory=list)
+    concurrency: int = Field(16, ge=1, le=4096, description="Most LLM calls in flight; adapts down on 429s.")
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    batch_size: int = Field(32, ge=1, le=10_000, description="Items per batch: the unit of storage and of resume.")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("topics")
+    @classmethod
+    def _check_topic_names(cls, topics: dict[str, Any]) -> dict[str, Any]:
+        for name in topics:
+            check_topic_name(name)
+        return topics
+
+    @field_validator("templates")
+    @classmethod
+    def _check_templates(cls, templates: list[str]) -> list[str]:
+        if len(set(templates)) != len(templates):
+            raise ValueError("templates are listed twice")
+        for name in templates:
+            if name.startswith("/") or ".." in re.split(r"[/\\]", name):
+                raise ValueError(f"template {name!r} must be a relative path inside a prompts folder")
+        return templates
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> JobSpec:
+        sized, unsized = [], []
+        for path, node in _leaves(self.topic_roots()):
+            (sized if node.quota is not None else unsized).append((path, node))
+        if self.total is None:
+            for path, node in unsized:
+                if node.weight is None:
+                    raise ValueError(f"topics.{'.'.join(path)}: give it a quota, or a weight and a spec-level total")
+                raise ValueError(f"topics.{'.'.join(path)} has a weight, so the spec needs `total:` to share out")
+        elif not unsized:
+            raise ValueError("total is set but every topic has a quota: nothing to share it among")
+        if not any(node.quota for _, node in sized) and not (self.total and unsized):
+            raise ValueError("every quota is 0: nothing to generate")
+        return self
+
+    def topic_roots(self) -> dict[str, TopicNode]:
+        return {name: as_topic(node) for name, node in self.topics.items()}
+
+    @property
+    def spec_id(self) -> str:
+        """Hash of what decides each item's content; execution knobs and quotas are left out."""
+        content = self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS) | {"total", "description", "topics"})
+        content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
+        return stable_hash(content)
+
+
+def _leaves(topics: dict[str, TopicNode], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], TopicNode]]:
+    found: list[tuple[tuple[str, ...], TopicNode]] = []
+    for name, node in topics.items():
+        children = node.children()
+        found.extend(_leaves(children, (*prefix, name)) if children else [((*prefix, name), node)])
+    return found
+
+
+def _topic_content(node: TopicNode) -> dict[str, Any]:
+    children = {name: _topic_content(child) for name, child in node.children().items()}
+    return {"description": node.description, "vars": node.vars, "children": children}
+
+
+def json_schema() -> dict[str, Any]:
+    schema = JobSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "synth job spec"
+    return schema

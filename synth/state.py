@@ -1,0 +1,46 @@
+"""A run's working state on local disk: the response cache and the dedup claims, in one SQLite file.
+
+SQLite in WAL mode keeps every committed row across a SIGKILL of the process (the WAL is written before
+commit returns) at tens of microseconds per write, so a rerun never pays twice for a call that came back.
+litellm's own cache only covers calls made through litellm, and our direct transport bypasses it; one cache
+keyed by (model, messages, params, seed) serves both.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (namespace TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL,
+                                   PRIMARY KEY (namespace, key));
+"""
+
+
+class LocalState:
+    """Response cache and claim index for one run directory. One process at a time (the run lock sees to it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def put(self, key: str, value: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    async def claim(self, namespace: str, key: str, owner: str) -> str:
+        self._db.execute("INSERT OR IGNORE INTO claims (namespace, key, owner) VALUES (?, ?, ?)", (namespace, key, owner))
+        row = self._db.execute("SELECT owner FROM claims WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+        return str(row[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,256 @@
+"""The dataset store: JSONL shards per batch, a completion marker per batch, a manifest. The system of record.
+
+Layout of a run directory::
+
+    run.json                  run id, spec id, batch size, the spec itself (no secrets)
+    accepted/<batch>.jsonl    records that passed every verifier
+    rejected/<batch>.jsonl    records a verifier or the parser rejected, with reason and raw output
+    failed/<batch>.jsonl      items that produced nothing because something broke (a rerun retries them)
+    done/<batch>.json         the batch's completion marker: item ids, counts, usage, shard sha256s
+    manifest.json             every shard with rows and sha256, and the totals
+
+Every file is written to a temp name, fsynced and renamed, and the marker goes last: a batch is done exactly
+when its marker exists. A batch written twice (a retry, a rerun, two workers) rewrites the same files with
+the same ids, so nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from synth import __version__
+from synth.errors import UserError
+from synth.expand import BatchRef
+from synth.records import FailedItem, Record
+from synth.specs import JobSpec
+
+SHARD_KINDS = ("accepted", "rejected", "failed")
+MARKER_DIR = "done"
+
+
+@dataclass
+class Totals:
+    """Counts over finished batches: what a progress bar, `synth status` and the manifest report."""
+
+    batches: int = 0
+    items: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    failed_by_error: Counter[str] = field(default_factory=Counter)
+
+    def add(self, marker: dict[str, Any]) -> None:
+        counts, usage = marker["counts"], marker["usage"]
+        self.batches += 1
+        self.items += len(marker["item_ids"])
+        self.accepted += counts["accepted"]
+        self.rejected += counts["rejected"]
+        self.failed += counts["failed"]
+        self.calls += usage["calls"]
+        self.cached_calls += usage["cached_calls"]
+        self.prompt_tokens += usage["prompt_tokens"]
+        self.completion_tokens += usage["completion_tokens"]
+        self.cost_usd += usage["cost_usd"]
+        self.rejected_by_reason.update(marker["rejected_by_reason"])
+        self.failed_by_error.update(marker["failed_by_error"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)},
+            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
+            "failed_by_error": dict(self.failed_by_error.most_common()),
+        }
+
+
+class RunStore:
+    """One run directory. Safe for many writers of distinct or identical batches."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock_file: IO[str] | None = None
+
+    # --- the run itself
+
+    def init(self, spec: JobSpec, batch_size: int) -> dict[str, Any]:
+        """Creates the run, or reopens it when it holds the same spec; returns run.json."""
+        info_path = self.root / "run.json"
+        if info_path.exists():
+            info: dict[str, Any] = json.loads(info_path.read_text())
+            if info["spec_id"] != spec.spec_id:
+                raise UserError(
+                    f"{self.root} holds a run of another spec ({info['spec_name']}, spec_id {info['spec_id']}); "
+                    "the items would not match. Use a new --out, or delete that directory to start over."
+                )
+            return info
+        for kind in (*SHARD_KINDS, MARKER_DIR):
+            (self.root / kind).mkdir(parents=True, exist_ok=True)
+        info = {
+            "run_id": uuid.uuid4().hex,
+            "spec_id": spec.spec_id,
+            "spec_name": spec.name,
+            "batch_size": batch_size,
+            "created_at": datetime.now(UTC).isoformat(),
+            "synth_version": __version__,
+            "spec": spec.model_dump(mode="json"),
+        }
+        write_atomic(info_path, [json.dumps(info, indent=2) + "\n"])
+        return info
+
+    def info(self) -> dict[str, Any]:
+        path = self.root / "run.json"
+        if not path.exists():
+            raise UserError(f"{self.root} is not a synth run directory (no run.json)")
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+
+    def lock(self) -> None:
+        """Holds an exclusive lock on the directory for this process: two local runs must not share it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = (self.root / "run.lock").open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserError(f"another synth process is running in {self.root}; wait for it or use another --out")
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # --- batches
+
+    def marker(self, batch_id: str) -> dict[str, Any] | None:
+        try:
+            loaded: dict[str, Any] = json.loads((self.root / MARKER_DIR / f"{batch_id}.json").read_text())
+            return loaded
+        except FileNotFoundError:
+            return None
+
+    def done_marker(self, batch: BatchRef) -> dict[str, Any] | None:
+        """The batch's marker if the batch is done: it covers every planned item and nothing in it failed."""
+        marker = self.marker(batch.batch_id)
+        if marker is None or marker["counts"]["failed"]:
+            return None
+        return marker if {item.item_id for item in batch.items} <= set(marker["item_ids"]) else None
+
+    def write_batch(
+        self,
+        batch: BatchRef,
+        records: Sequence[Record],
+        failed: Sequence[FailedItem],
+        usage: dict[str, Any],
+        job_id: str,
+    ) -> dict[str, Any]:
+        """Writes the batch's shards, then its marker. Blocking: call it from a thread."""
+        rows = {
+            "accepted": [r.model_dump_json() for r in records if r.status == "accepted"],
+            "rejected": [r.model_dump_json() for r in records if r.status == "rejected"],
+            "failed": [f.model_dump_json() for f in failed],
+        }
+        shards = {kind: self._write_shard(kind, batch.batch_id, lines) for kind, lines in rows.items()}
+        marker = {
+            "batch_id": batch.batch_id,
+            "category": list(batch.leaf.path),
+            "start": batch.start,
+            "stop": batch.stop,
+            "item_ids": [item.item_id for item in batch.items],
+            "counts": {kind: len(lines) for kind, lines in rows.items()},
+            "rejected_by_reason": Counter(r.reason or "unknown" for r in records if r.status == "rejected"),
+            "failed_by_error": Counter(f.error_type for f in failed),
+            "usage": usage,
+            "shards": {kind: shard for kind, shard in shards.items() if shard},
+            "job_id": job_id,
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+        write_atomic(self.root / MARKER_DIR / f"{batch.batch_id}.json", [json.dumps(marker) + "\n"])
+        return marker
+
+    def _write_shard(self, kind: str, batch_id: str, lines: list[str]) -> dict[str, Any] | None:
+        path = self.root / kind / f"{batch_id}.jsonl"
+        if not lines:
+            path.unlink(missing_ok=True)  # a rerun that fixed every failure leaves no stale failed shard
+            return None
+        digest = write_atomic(path, (line + "\n" for line in lines))
+        return {"path": f"{kind}/{batch_id}.jsonl", "rows": len(lines), "sha256": digest}
+
+    def markers(self) -> Iterator[dict[str, Any]]:
+        for path in sorted((self.root / MARKER_DIR).glob("*.json")):
+            yield json.loads(path.read_text())
+
+    def totals(self) -> Totals:
+        totals = Totals()
+        for marker in self.markers():
+            totals.add(marker)
+        return totals
+
+    def remove_orphans(self) -> int:
+        """Deletes shards that no marker vouches for (a crash between shard and marker). Under the run lock."""
+        removed = 0
+        for kind in SHARD_KINDS:
+            for path in (self.root / kind).glob("*.jsonl"):
+                if not (self.root / MARKER_DIR / f"{path.stem}.json").exists():
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            for tmp in (self.root / kind).glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        return removed
+
+    def write_manifest(self) -> dict[str, Any]:
+        totals, shards = Totals(), []
+        for marker in self.markers():
+            totals.add(marker)
+            shards.extend(marker["shards"].values())
+        manifest = {
+            **self.info(),
+            "totals": totals.as_dict(),
+            "shards": sorted(shards, key=lambda s: s["path"]),
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        manifest.pop("spec", None)
+        write_atomic(self.root / "manifest.json", [json.dumps(manifest, indent=2) + "\n"])
+        return manifest
+
+    def iter_rows(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every row of one kind, streamed shard by shard, in batch order."""
+        for marker in self.markers():
+            shard = marker["shards"].get(kind)
+            if shard:
+                with (self.root / shard["path"]).open() as handle:
+                    for line in handle:
+                        yield json.loads(line)
+
+
+def write_atomic(path: Path, chunks: Iterable[str]) -> str:
+    """Writes via temp file + fsync + rename; returns the sha256 of what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    digest = hashlib.sha256()
+    with tmp.open("w", encoding="utf-8") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            digest.update(chunk.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return digest.hexdigest()

@@ -1,0 +1,26 @@
+"""Generation kinds. Each owns its prompt variables, its sample shape and its parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synth.errors import UserError
+from synth.tasks.base import Task, TaskOptions
+from synth.tasks.instructions import InstructionsTask
+
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask,)}
+
+
+def task_class(name: str) -> type[Task]:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+
+
+def build_task(name: str, options: dict[str, Any]) -> Task:
+    cls = task_class(name)
+    return cls(cls.Options.model_validate(options))
+
+
+__all__ = ["TASKS", "Task", "TaskOptions", "build_task", "task_class"]

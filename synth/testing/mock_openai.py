@@ -1,0 +1,264 @@
+"""A mock OpenAI-compatible chat-completions server for tests and benchmarks (shipped, as pydantic-ai ships its
+test models, so users can test their specs offline too).
+
+Replies are deterministic: derived from the messages and seed of the request. Faults are injectable:
+latency, a cap on requests in flight (429 + Retry-After beyond it), random 5xx, and scripted replies
+(raw content, status codes, broken bodies, timeouts) for the next requests or for prompts containing a marker.
+
+    python -m synth.testing.mock_openai --port 8000 --latency 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+WORDS = (
+    "design compare explain refactor summarize translate debug outline estimate plan review draft classify "
+    "optimize document test schedule negotiate analyze visualize"
+).split()
+NOUNS = (
+    "a caching layer|a quarterly report|a sorting routine|a customer email|a database index|a travel budget|"
+    "a unit test suite|a press release|a recipe|a migration plan|a pivot table|a commit history|a job posting"
+).split("|")
+
+
+@dataclass
+class Behaviour:
+    """What the server does for one request instead of a normal reply. Fields left None keep the default."""
+
+    content: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    finish_reason: str | None = None
+    broken_body: bool = False
+    delay_s: float | None = None
+
+
+@dataclass
+class Call:
+    key: str
+    started: float
+    ended: float = 0.0
+    status: int = 0
+
+
+@dataclass
+class MockConfig:
+    latency_s: float = 0.0
+    max_in_flight: int | None = None
+    error_rate: float = 0.0
+    retry_after_s: float = 0.2
+    seed: int = 0
+    record_calls: bool = True
+
+
+@dataclass
+class MockState:
+    config: MockConfig = field(default_factory=MockConfig)
+    script: deque[Behaviour] = field(default_factory=deque)
+    rules: list[tuple[str, Behaviour]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    served: int = 0
+    rejected_429: int = 0
+    errors_5xx: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """Identifies a logical call (same messages and seed), so tests can count calls per item."""
+    basis = json.dumps([body.get("messages"), body.get("seed")], sort_keys=True)
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def default_reply(key: str, body: dict[str, Any]) -> str:
+    """A valid instructions sample, distinct per key."""
+    h = int(key, 16)
+    verb, noun = WORDS[h % len(WORDS)], NOUNS[(h >> 8) % len(NOUNS)]
+    sample = {
+        "instruction": f"Please {verb} {noun} for me (request {key[:8]}).",
+        "input": "",
+        "output": f"Here is how to {verb} {noun}: first gather the facts, then work step by step. Ref {key}.",
+    }
+    return json.dumps(sample)
+
+
+def make_app(state: MockState) -> web.Application:
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        key = request_key(body)
+        call = Call(key, time.monotonic())
+        if state.config.record_calls:
+            state.calls.append(call)
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            response = await _respond(state, body, key)
+        finally:
+            state.in_flight -= 1
+        call.ended, call.status = time.monotonic(), response.status
+        return response
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(snapshot(state))
+
+    async def configure(request: web.Request) -> web.Response:
+        for name, value in (await request.json()).items():
+            setattr(state.config, name, value)
+        state.rng.seed(state.config.seed)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/chat/completions", completions)
+    app.router.add_get("/_stats", stats)
+    app.router.add_post("/_config", configure)
+    return app
+
+
+async def _respond(state: MockState, body: dict[str, Any], key: str) -> web.Response:
+    config = state.config
+    behaviour = _behaviour_for(state, body)
+    if config.max_in_flight is not None and state.in_flight > config.max_in_flight:
+        state.rejected_429 += 1
+        headers = {"Retry-After": f"{config.retry_after_s:g}"}
+        return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
+    await asyncio.sleep(behaviour.delay_s if behaviour.delay_s is not None else config.latency_s)
+    if behaviour.status is None and config.error_rate and state.rng.random() < config.error_rate:
+        state.errors_5xx += 1
+        return web.json_response({"error": {"message": "injected server error"}}, status=500)
+    if behaviour.status is not None and behaviour.status != 200:
+        headers = {"Retry-After": f"{behaviour.retry_after:g}"} if behaviour.retry_after is not None else {}
+        return web.json_response({"error": {"message": "scripted failure"}}, status=behaviour.status, headers=headers)
+    content = behaviour.content if behaviour.content is not None else default_reply(key, body)
+    if behaviour.broken_body:
+        return web.Response(text='{"id": "x", "choices": [{"message": {"content": "', content_type="application/json")
+    state.served += 1
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+    payload = {
+        "id": f"chatcmpl-{key}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "mock"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": behaviour.finish_reason or "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_chars // 4 + 1,
+            "completion_tokens": len(content) // 4 + 1,
+            "total_tokens": prompt_chars // 4 + len(content) // 4 + 2,
+        },
+    }
+    return web.json_response(payload)
+
+
+def _behaviour_for(state: MockState, body: dict[str, Any]) -> Behaviour:
+    if state.script:
+        return state.script.popleft()
+    text = json.dumps(body.get("messages"))
+    for marker, behaviour in state.rules:
+        if marker in text:
+            return behaviour
+    return Behaviour()
+
+
+def snapshot(state: MockState) -> dict[str, Any]:
+    return {
+        "served": state.served,
+        "requests": len(state.calls),
+        "rejected_429": state.rejected_429,
+        "errors_5xx": state.errors_5xx,
+        "peak_in_flight": state.peak_in_flight,
+    }
+
+
+class MockServer:
+    """Runs the mock in a background thread on 127.0.0.1 and a free port; usable from sync and async tests."""
+
+    def __init__(self, config: MockConfig | None = None) -> None:
+        self.state = MockState(config=config or MockConfig())
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> MockServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(make_app(self.state), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def reset(self, **config: Any) -> None:
+        """Forget calls and scripts, and apply a fresh config."""
+        self.state.config = MockConfig(**config)
+        self.state.script.clear()
+        self.state.rules.clear()
+        self.state.calls.clear()
+        self.state.rng.seed(self.state.config.seed)
+        for counter in ("in_flight", "peak_in_flight", "served", "rejected_429", "errors_5xx"):
+            setattr(self.state, counter, 0)
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """The next requests, in order, get these behaviours."""
+        self.state.script.extend(behaviours)
+
+    def when_prompt_contains(self, marker: str, behaviour: Behaviour) -> None:
+        self.state.rules.append((marker, behaviour))
+
+    def calls_per_key(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for call in self.state.calls:
+            counts[call.key] = counts.get(call.key, 0) + 1
+        return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds per reply.")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="Beyond this, answer 429.")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="Share of requests answered with HTTP 500.")
+    args = parser.parse_args()
+    config = MockConfig(
+        latency_s=args.latency, max_in_flight=args.max_in_flight, error_rate=args.error_rate, record_calls=False
+    )
+    state = MockState(config=config)
+    print(f"mock OpenAI server on http://127.0.0.1:{args.port}/v1", flush=True)
+    web.run_app(make_app(state), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
