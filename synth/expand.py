@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from synth.ids import derive_seed, stable_hash
@@ -93,8 +94,9 @@ def apportion(total: int, weights: Mapping[tuple[str, ...], float]) -> dict[tupl
     """Splits `total` by weight with the largest-remainder method; ties go to the earlier leaf."""
     if not weights:
         return {}
-    weight_sum = sum(weights.values())
-    exact = {path: total * w / weight_sum for path, w in weights.items()}
+    exact_weights = {path: Fraction(str(w)) for path, w in weights.items()}  # as written: 0.3 is 3/10
+    weight_sum = sum(exact_weights.values())
+    exact = {path: total * w / weight_sum for path, w in exact_weights.items()}
     shares = {path: math.floor(x) for path, x in exact.items()}
     order = sorted(exact, key=lambda p: -(exact[p] - shares[p]))
     for path in order[: total - sum(shares.values())]:

@@ -11,15 +11,16 @@ from typing import Any
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.expand import BatchRef, WorkItem
-from synth.ids import sha256_text, canonical_json
-from synth.llm import Completion, LLMClient
+from synth.ids import canonical_json, sha256_text
+from synth.llm import Completion, LLMClient, token_counter
+from synth.plan import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.specs import JobSpec
 from synth.store import RunStore
 from synth.tasks import Task
 from synth.tasks.base import screen_output
-from synth.verify import Verifier, run_chain
+from synth.verify import ClaimIndex, Verifier, VerifierContext, build, run_chain
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,29 @@ class JobContext:
     json_mode: bool
     on_item: Callable[[WorkItem], None] = field(default=lambda item: None)
 
+    @classmethod
+    def create(
+        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
+    ) -> JobContext:
+        """The context both executors build: verifiers get the run's shared claims and the model's tokenizer."""
+        model = prepared.spec.model
+        verifier_context = VerifierContext(
+            claims=claims,
+            count_tokens=lambda text: token_counter(model)(text),
+            text_fields=prepared.task.text_fields,
+        )
+        return cls(
+            spec=prepared.spec,
+            task=prepared.task,
+            templates=prepared.templates,
+            llm=llm,
+            verifiers=[build(name, opts.model_dump(), verifier_context) for name, opts in prepared.verifier_options],
+            store=store,
+            run_id=run_id,
+            job_id=job_id,
+            json_mode=prepared.json_mode,
+        )
+
 
 async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
     """Runs every item of the batch, verifies what parsed, and writes the batch. Returns its marker."""
@@ -53,7 +77,7 @@ async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
         logger.error("verifier failed: batch=%s error=%s", batch.batch_id, exc)
         failed += _fail_all(batch, records, exc)
         records = []
-    usage = _usage(outcomes, records)
+    usage = _usage(outcomes)
     return await asyncio.to_thread(ctx.store.write_batch, batch, records, failed, usage, ctx.job_id)
 
 
@@ -144,7 +168,7 @@ def _lineage(
     )
 
 
-def _usage(outcomes: Sequence[ItemOutcome], records: Sequence[Record]) -> dict[str, Any]:
+def _usage(outcomes: Sequence[ItemOutcome]) -> dict[str, Any]:
     """Per-call usage, counted once per item (an item's records share one call); cached calls cost nothing new."""
     calls = [o[0].lineage for o in outcomes if isinstance(o, list) and o]
     fresh = [lin for lin in calls if not lin.cached]

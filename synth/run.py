@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from synth.errors import ModelError
-from synth.expand import BatchRef, WorkItem, plan_batches, with_items
-from synth.llm import LLMClient, token_counter
+from synth.expand import BatchRef, plan_batches, with_items
+from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
 from synth.plan import PreparedJob
 from synth.state import LocalState
 from synth.store import RunStore, Totals
-from synth.verify import Verifier, VerifierContext, build
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,9 @@ class RunProgress:
     started_at: float = field(default_factory=time.monotonic)
     llm: LLMClient | None = None
 
+    def count_generated(self) -> None:
+        self.generated += 1
+
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started_at
@@ -54,43 +56,23 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
     spec = prepared.spec
     store = RunStore(out)
     store.lock()
-    state: LocalState | None = None
-    llm: LLMClient | None = None
     try:
         info = store.init(spec, spec.batch_size)
         if info["batch_size"] != spec.batch_size:
-            logger.warning("run keeps its first batch size: batch_size=%d requested=%d", info["batch_size"], spec.batch_size)
+            logger.warning("run keeps its batch size: batch_size=%d requested=%d", info["batch_size"], spec.batch_size)
         store.remove_orphans()
         state = LocalState(out / "state.sqlite")
         llm = LLMClient(spec, cache=state)
         progress = RunProgress(total_items=prepared.total_items, out=out, llm=llm)
-        context = VerifierContext(
-            claims=state, count_tokens=lambda text: token_counter(spec.model)(text), text_fields=prepared.task.text_fields
-        )
-        verifiers: list[Verifier] = [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
-
-        def on_item(item: WorkItem) -> None:
-            progress.generated += 1
-
-        ctx = JobContext(
-            spec=spec,
-            task=prepared.task,
-            templates=prepared.templates,
-            llm=llm,
-            verifiers=verifiers,
-            store=store,
-            run_id=info["run_id"],
-            job_id=f"local-{uuid.uuid4().hex[:12]}",
-            json_mode=prepared.json_mode,
-            on_item=on_item,
-        )
-        await _run_batches(_batches(prepared, info["batch_size"]), ctx, progress, observer)
+        try:
+            ctx = JobContext.create(prepared, store, llm, state, info["run_id"], f"local-{uuid.uuid4().hex[:12]}")
+            ctx.on_item = lambda item: progress.count_generated()
+            await _run_batches(_batches(prepared, info["batch_size"]), ctx, progress, observer)
+        finally:
+            await llm.aclose()
+            state.close()
         return progress
     finally:
-        if llm is not None:
-            await llm.aclose()
-        if state is not None:
-            state.close()
         if (out / "run.json").exists():
             store.write_manifest()
         store.unlock()
@@ -105,8 +87,12 @@ def _batches(prepared: PreparedJob, batch_size: int) -> Iterator[BatchRef]:
 async def _run_batches(
     batches: Iterator[BatchRef], ctx: JobContext, progress: RunProgress, observer: RunObserver | None
 ) -> None:
-    """Keeps enough batches in flight to fill the model's concurrency; skips batches already done."""
-    in_flight = max(2, math.ceil(2 * ctx.spec.concurrency / ctx.spec.batch_size) + 1)
+    """Keeps enough batches in flight to fill the model's concurrency; skips batches already done.
+
+    A batch is written only when its slowest item is back, so a batch waiting on a retry holds its items;
+    four times the concurrency in open items keeps the endpoint busy through such stragglers.
+    """
+    in_flight = math.ceil(8 * ctx.spec.concurrency / ctx.spec.batch_size) + 1
     slots = asyncio.Semaphore(in_flight)
 
     def report() -> None:
@@ -134,4 +120,3 @@ async def _run_batches(
     except* ModelError as group_error:
         raise group_error.exceptions[0] from None
     report()
-

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from synth.errors import SpecError
 from synth.specs import JobSpec
@@ -54,7 +54,7 @@ def validate_spec(
     try:
         return JobSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(err, lines or {}, overridden) for err in exc.errors()]
+        problems = [_describe(err, lines or {}, overridden) for err in exc.errors() if not _is_other_branch(err)]
         raise SpecError(f"{origin}: {len(problems)} problem(s)", problems) from None
 
 
@@ -85,6 +85,8 @@ def parse_yaml(text: str, origin: str = "spec") -> tuple[Any, dict[Path_, int]]:
         raise SpecError(f"{origin}:{where}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{origin}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{origin}: values nested too deeply for a spec") from None
     _check_size(data, origin)
     lines: dict[Path_, int] = {}
     if node is not None:
@@ -168,8 +170,23 @@ def locate(loc: Path_, lines: Mapping[Path_, int], overridden: set[Path_] | None
 
 
 def _user_path(loc: Iterable[str | int]) -> Path_:
-    """Drops pydantic's union-branch labels (`TopicNode`, `int`, `constrained-int`) from a location."""
-    return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("int", "constrained-int"))))
+    """Drops pydantic's union-branch labels (`TopicNode`, `function-after[...]`, `constrained-int`) from a location."""
+    return tuple(p for p in loc if not _is_branch_label(p))
+
+
+_INT_LABELS = ("int", "constrained-int")
+
+
+def _is_branch_label(part: object) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or part.startswith("function-") or part in _INT_LABELS)
+
+
+def _is_other_branch(err: Any) -> bool:
+    """A topic union branch that never applied: an integer error for a mapping, a mapping error for a number."""
+    last = err["loc"][-1] if err["loc"] else None
+    if not _is_branch_label(last) or err["type"] not in ("int_type", "model_type", "dict_type"):
+        return False
+    return (last in _INT_LABELS) == isinstance(err.get("input"), dict)
 
 
 def _line_for(loc: Path_, lines: Mapping[Path_, int]) -> int | None:
@@ -199,13 +216,11 @@ def _message(err: Any, loc: Path_) -> str:
 
 
 def _known_fields(parent: Path_) -> list[str]:
-    from synth import specs
-
     model: Any = JobSpec
     for part in parent:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         annotation = getattr(field, "annotation", None) if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, specs.BaseModel)):
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
     return list(model.model_fields)

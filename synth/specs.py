@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -85,7 +86,7 @@ class TopicNode(BaseModel):
     __pydantic_extra__: dict[str, TopicNode | Quota | None] = Field(init=False)
 
     quota: Quota | None = None
-    weight: float | None = Field(None, gt=0)
+    weight: float | None = Field(None, gt=0, allow_inf_nan=False)
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
 
@@ -162,7 +163,8 @@ class JobSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> JobSpec:
-        sized, unsized = [], []
+        sized: list[tuple[tuple[str, ...], TopicNode]] = []
+        unsized: list[tuple[tuple[str, ...], TopicNode]] = []
         for path, node in _leaves(self.topic_roots()):
             (sized if node.quota is not None else unsized).append((path, node))
         if self.total is None:
@@ -179,7 +181,7 @@ class JobSpec(StrictModel):
     def topic_roots(self) -> dict[str, TopicNode]:
         return {name: as_topic(node) for name, node in self.topics.items()}
 
-    @property
+    @cached_property
     def spec_id(self) -> str:
         """Hash of what decides each item's content; execution knobs and quotas are left out."""
         content = self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS) | {"total", "description", "topics"})

@@ -38,7 +38,9 @@ class LocalState:
         self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     async def claim(self, namespace: str, key: str, owner: str) -> str:
-        self._db.execute("INSERT OR IGNORE INTO claims (namespace, key, owner) VALUES (?, ?, ?)", (namespace, key, owner))
+        self._db.execute(
+            "INSERT OR IGNORE INTO claims (namespace, key, owner) VALUES (?, ?, ?)", (namespace, key, owner)
+        )
         row = self._db.execute("SELECT owner FROM claims WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
         return str(row[0])
 

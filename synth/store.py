@@ -127,7 +127,8 @@ class RunStore:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise UserError(f"another synth process is running in {self.root}; wait for it or use another --out")
+            message = f"another synth process is running in {self.root}; wait for it or use another --out"
+            raise UserError(message) from None
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()
@@ -212,7 +213,8 @@ class RunStore:
                 if not (self.root / MARKER_DIR / f"{path.stem}.json").exists():
                     path.unlink(missing_ok=True)
                     removed += 1
-            for tmp in (self.root / kind).glob(".*.tmp"):
+        for folder in (*SHARD_KINDS, MARKER_DIR, "."):  # a kill mid-write can leave a temp file in any of them
+            for tmp in (self.root / folder).glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
         return removed
 

@@ -41,5 +41,9 @@ class ExactDedupVerifier:
         if owner == record.record_id:
             return Verdict(verifier=self.name, version=self.version, passed=True)
         return Verdict(
-            verifier=self.name, version=self.version, passed=False, reason="exact_duplicate", details={"duplicate_of": owner}
+            verifier=self.name,
+            version=self.version,
+            passed=False,
+            reason="exact_duplicate",
+            details={"duplicate_of": owner},
         )

@@ -9,7 +9,6 @@ provider, and OpenAI's own API with its per-model quirks, goes through litellm.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -125,7 +124,7 @@ class DirectTransport:
                 if response.status != 200:
                     raise status_error(response.status, text, response.headers.get("Retry-After"), self._api_key)
                 return _parse_openai_body(text)
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryableModelError(f"model endpoint unreachable or too slow: {type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
@@ -202,4 +201,7 @@ def import_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     litellm.turn_off_message_logging = True
+    from synth.llm.local import register
+
+    register(litellm)  # provider `local/...`; a no-op unless the optional llama-cpp-python is installed
     return litellm

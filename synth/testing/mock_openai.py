@@ -24,13 +24,42 @@ from typing import Any
 from aiohttp import web
 
 WORDS = (
-    "design compare explain refactor summarize translate debug outline estimate plan review draft classify "
-    "optimize document test schedule negotiate analyze visualize"
-).split()
+    "design",
+    "compare",
+    "explain",
+    "refactor",
+    "summarize",
+    "translate",
+    "debug",
+    "outline",
+    "estimate",
+    "plan",
+    "review",
+    "draft",
+    "classify",
+    "optimize",
+    "document",
+    "test",
+    "schedule",
+    "negotiate",
+    "analyze",
+    "visualize",
+)
 NOUNS = (
-    "a caching layer|a quarterly report|a sorting routine|a customer email|a database index|a travel budget|"
-    "a unit test suite|a press release|a recipe|a migration plan|a pivot table|a commit history|a job posting"
-).split("|")
+    "a caching layer",
+    "a quarterly report",
+    "a sorting routine",
+    "a customer email",
+    "a database index",
+    "a travel budget",
+    "a unit test suite",
+    "a press release",
+    "a recipe",
+    "a migration plan",
+    "a pivot table",
+    "a commit history",
+    "a job posting",
+)
 
 
 @dataclass
@@ -134,7 +163,9 @@ async def _respond(state: MockState, body: dict[str, Any], key: str) -> web.Resp
     if config.max_in_flight is not None and state.in_flight > config.max_in_flight:
         state.rejected_429 += 1
         headers = {"Retry-After": f"{config.retry_after_s:g}"}
-        return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
+        return web.json_response(
+            {"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers
+        )
     await asyncio.sleep(behaviour.delay_s if behaviour.delay_s is not None else config.latency_s)
     if behaviour.status is None and config.error_rate and state.rng.random() < config.error_rate:
         state.errors_5xx += 1
@@ -171,7 +202,8 @@ async def _respond(state: MockState, body: dict[str, Any], key: str) -> web.Resp
 def _behaviour_for(state: MockState, body: dict[str, Any]) -> Behaviour:
     if state.script:
         return state.script.popleft()
-    text = json.dumps(body.get("messages"))
+    # Match the prompt as written: JSON-encoding it first would escape quotes and non-ASCII in the text.
+    text = "\n".join(str(m.get("content", "")) for m in body.get("messages") or [])
     for marker, behaviour in state.rules:
         if marker in text:
             return behaviour

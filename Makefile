@@ -1,0 +1,43 @@
+# One place for every routine command. `make install` is the README's setup step.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# llama.cpp's default native build crashes on these machines (AMX kernels): build portable AVX2.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# litellm fetches its cost map from the network at import unless told not to.
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install lock lint typecheck test test-fast bench demo clean
+
+install:  ## venv + every dependency from the hashed lock file + synth itself (editable)
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --extra local --generate-hashes --python-version 3.11 -o requirements.lock
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+test:  ## the whole suite, slow tests included (what CI runs)
+	$(BIN)/pytest -q
+
+test-fast:
+	$(BIN)/pytest -q -m "not slow"
+
+bench:
+	$(PY) bench/throughput.py
+	$(PY) bench/local_model.py
+
+demo:  ## the main job: offline, on the bundled local model
+	$(BIN)/synth run configs/quickstart.yaml
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
