@@ -154,7 +154,12 @@ def _lineage(
         template_sha256=item.template_sha256,
         prompt_sha256=sha256_text(canonical_json(messages)),
         model=ctx.spec.model,
-        params={"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens},
+        params={
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "json_mode": ctx.json_mode,
+        },
         seed=item.seed,
         category=list(item.category),
         parent_ids=list(item.parent_ids),
