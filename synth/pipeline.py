@@ -78,7 +78,8 @@ async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
         failed += _fail_all(batch, records, exc)
         records = []
     usage = _usage(outcomes)
-    return await asyncio.to_thread(ctx.store.write_batch, batch, records, failed, usage, ctx.job_id)
+    write = ctx.store.write_batch
+    return await asyncio.to_thread(write, batch, records, failed, usage, ctx.job_id, ctx.spec.verifier_fingerprint)
 
 
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:

@@ -13,7 +13,7 @@ from synth.errors import SpecError, TemplateError, UserError
 from synth.expand import Leaf, leaves, work_item
 from synth.llm.pricing import Pricing, model_info
 from synth.prompts import PromptLibrary, Template
-from synth.specfile import LoadedSpec, Path_, locate
+from synth.specfile import LoadedSpec, Path_
 from synth.specs import JobSpec
 from synth.tasks import Task, build_task
 from synth.verify import VerifierOptions, parse_options
@@ -72,7 +72,7 @@ def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:
     try:
         return build_task(ref.name, ref.options)
     except UserError as exc:
-        problems.append(f"{locate(('task',), loaded.lines)}: {exc}")
+        problems.append(f"{loaded.locate(('task',))}: {exc}")
     except ValidationError as exc:
         problems.extend(_option_problems(exc, ("task",), loaded))
     return None
@@ -84,7 +84,7 @@ def _verifier_options(loaded: LoadedSpec, problems: list[str]) -> list[tuple[str
         try:
             found.append((ref.name, parse_options(ref.name, ref.options)))
         except UserError as exc:
-            problems.append(f"{locate(('verifiers', index), loaded.lines)}: {exc}")
+            problems.append(f"{loaded.locate(('verifiers', index))}: {exc}")
         except ValidationError as exc:
             problems.extend(_option_problems(exc, ("verifiers", index), loaded))
     return found
@@ -95,7 +95,7 @@ def _option_problems(exc: ValidationError, prefix: Path_, loaded: LoadedSpec) ->
     for err in exc.errors():
         loc = (*prefix, *err["loc"])
         message = "unknown option (typo?)" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append(f"{locate(loc, loaded.lines)}: {message}")
+        out.append(f"{loaded.locate(loc)}: {message}")
     return out
 
 

@@ -109,7 +109,7 @@ async def _run_batches(
     try:
         async with asyncio.TaskGroup() as group:
             for batch in batches:
-                if marker := ctx.store.done_marker(batch):
+                if marker := ctx.store.done_marker(batch, ctx.spec.verifier_fingerprint):
                     progress.totals.add(marker)
                     progress.resumed_items += batch.size
                     progress.generated += batch.size

@@ -25,10 +25,20 @@ Path_ = tuple[str | int, ...]
 class LoadedSpec:
     """A validated spec and where it came from (templates are looked up beside the spec file)."""
 
-    def __init__(self, spec: JobSpec, source: Path | None, lines: Mapping[Path_, int] | None = None) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        source: Path | None,
+        lines: Mapping[Path_, int] | None = None,
+        overridden: set[Path_] | None = None,
+    ) -> None:
         self.spec = spec
         self.source = source
         self.lines = dict(lines or {})
+        self.overridden = overridden or set()
+
+    def locate(self, loc: Path_) -> str:
+        return locate(loc, self.lines, self.overridden)
 
     @property
     def base_dir(self) -> Path:
@@ -40,7 +50,8 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> LoadedSpec:
     source = Path(path)
     text = _read_text(source)
     raw, lines = parse_yaml(text, str(source))
-    return LoadedSpec(validate_spec(raw, overrides, lines, str(source)), source, lines)
+    spec = validate_spec(raw, overrides, lines, str(source))
+    return LoadedSpec(spec, source, lines, {override_path(item) for item in overrides})
 
 
 def validate_spec(
@@ -124,14 +135,12 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
 
 def apply_override(raw: dict[str, Any], item: str) -> Path_:
     """Applies one `path=value` (dotted path; list items by index; value parsed as YAML)."""
-    key, sep, value_text = item.partition("=")
-    if not sep or not key.strip():
-        raise SpecError(f"--set {item!r}: expected path=value, e.g. --set params.temperature=0.2")
+    path = override_path(item)
+    value_text = item.partition("=")[2]
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
     except yaml.YAMLError:
         value = value_text
-    path = tuple(int(p) if p.isdigit() else p for p in key.strip().replace("[", ".").replace("]", "").split("."))
     target: Any = raw
     for step, part in enumerate(path[:-1]):
         target = _descend(target, part, path[: step + 1], item)
@@ -143,6 +152,14 @@ def apply_override(raw: dict[str, Any], item: str) -> Path_:
     else:
         raise SpecError(f"--set {item!r}: {_dotted(path)} does not name a field")
     return path
+
+
+def override_path(item: str) -> Path_:
+    """The field path of one `path=value` override: `verifiers[0].min_chars` → ("verifiers", 0, "min_chars")."""
+    key, sep, _ = item.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {item!r}: expected path=value, e.g. --set params.temperature=0.2")
+    return tuple(int(p) if p.isdigit() else p for p in key.strip().replace("[", ".").replace("]", "").split("."))
 
 
 def _descend(target: Any, part: str | int, path: Path_, item: str) -> Any:

@@ -12,9 +12,12 @@ from synth.ids import stable_hash
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# Fields that say how a job runs, not what an item is. Left out of spec_id so that changing them (or
-# raising a quota) keeps every existing item id, and a rerun picks up where the last one stopped.
-EXECUTION_FIELDS = frozenset({"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base"})
+# Fields that say how a job runs or which samples it keeps, not what an item is. Left out of spec_id so that
+# changing them (or raising a quota) keeps every item id and a rerun picks up where the last one stopped. A
+# changed verifier chain re-verifies: batch markers record the chain they passed (`verifier_fingerprint`).
+EXECUTION_FIELDS = frozenset(
+    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers"}
+)
 
 
 class StrictModel(BaseModel):
@@ -187,6 +190,11 @@ class JobSpec(StrictModel):
         content = self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS) | {"total", "description", "topics"})
         content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
         return stable_hash(content)
+
+    @cached_property
+    def verifier_fingerprint(self) -> str:
+        """Hash of the verifier chain: a batch verified by another chain is verified again."""
+        return stable_hash([ref.model_dump(mode="json") for ref in self.verifiers])
 
 
 def _leaves(topics: dict[str, TopicNode], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], TopicNode]]:

@@ -148,10 +148,10 @@ class RunStore:
         except FileNotFoundError:
             return None
 
-    def done_marker(self, batch: BatchRef) -> dict[str, Any] | None:
-        """The batch's marker if the batch is done: it covers every planned item and nothing in it failed."""
+    def done_marker(self, batch: BatchRef, verifier_fingerprint: str = "") -> dict[str, Any] | None:
+        """The batch's marker if the batch is done: every planned item, nothing failed, the same verifiers."""
         marker = self.marker(batch.batch_id)
-        if marker is None or marker["counts"]["failed"]:
+        if marker is None or marker["counts"]["failed"] or marker.get("verifiers") != verifier_fingerprint:
             return None
         return marker if {item.item_id for item in batch.items} <= set(marker["item_ids"]) else None
 
@@ -162,6 +162,7 @@ class RunStore:
         failed: Sequence[FailedItem],
         usage: dict[str, Any],
         job_id: str,
+        verifier_fingerprint: str = "",
     ) -> dict[str, Any]:
         """Writes the batch's shards, then its marker. Blocking: call it from a thread."""
         rows = {
@@ -182,6 +183,7 @@ class RunStore:
             "usage": usage,
             "shards": {kind: shard for kind, shard in shards.items() if shard},
             "job_id": job_id,
+            "verifiers": verifier_fingerprint,
             "finished_at": datetime.now(UTC).isoformat(),
         }
         write_atomic(self.root / MARKER_DIR / f"{batch.batch_id}.json", [json.dumps(marker) + "\n"])

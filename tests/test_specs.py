@@ -256,10 +256,6 @@ def test_set_bad_list_item_is_marked_from_set(tmp_path):
     assert "verifiers[0].name (from --set)" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan._option_problems locates verifier options by YAML line only: LoadedSpec does not keep the --set paths",
-)
 def test_set_bad_verifier_option_is_marked_from_set(tmp_path):
     with pytest.raises(SpecError) as caught:
         prepare(load_spec(write_spec(tmp_path, base_spec(API_BASE)), ["verifiers.0.min_chars=-5"]))

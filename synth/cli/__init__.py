@@ -25,7 +25,7 @@ from synth.specs import json_schema
 from synth.store import RunStore
 
 console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)  # a path cut in two cannot be copied
 
 EXIT_RUN_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -120,7 +120,7 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
 
     prepared = _prepare(spec, overrides)
     out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     display = LiveProgress(console)
     try:
         if quiet:
@@ -136,6 +136,8 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
             "run the same command again to continue",
             EXIT_INTERRUPTED,
         )
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     console.print(summary_table(RunStore(out_dir).totals(), progress))
     if progress.totals.failed:
         _fail(f"{progress.totals.failed:,} item(s) failed; run the same command again to retry them", EXIT_RUN_FAILED)

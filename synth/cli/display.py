@@ -16,25 +16,29 @@ REFRESH_PER_S = 4
 
 
 class LiveProgress:
-    """A one-line live status: items done/total, accepted, rejected, failed, tokens, cost, rate."""
+    """A one-line live status: items done/total, accepted, rejected, failed, tokens, cost, rate.
+
+    Only on a terminal: piped into a log, a run prints just its summary.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._live = Live(Text("starting…"), console=console, refresh_per_second=REFRESH_PER_S, transient=False)
-        self._progress: RunProgress | None = None
+        self._live: Live | None = None
+        if console.is_terminal:
+            self._live = Live(Text("starting…"), console=console, refresh_per_second=REFRESH_PER_S)
 
     def __enter__(self) -> LiveProgress:
-        self._live.__enter__()
+        if self._live is not None:
+            self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._live.update(status_line(self._progress))
-        self._live.__exit__(None, None, None)
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
 
     def update(self, progress: RunProgress) -> None:
-        self._progress = progress
-        self._live.update(status_line(progress))
+        if self._live is not None:
+            self._live.update(status_line(progress))
 
 
 def status_line(p: RunProgress) -> Text:

@@ -153,6 +153,7 @@ class LiteLLMTransport:
     """Every provider litellm knows. Its own retries are off: ours adapt concurrency and honour Retry-After."""
 
     def __init__(self, model: str, api_base: str | None, api_key: str | None) -> None:
+        _require_credentials(model, api_base, api_key)
         self._model = model
         self._extra: dict[str, Any] = {"num_retries": 0, "drop_params": True}
         if api_base:
@@ -180,7 +181,8 @@ class LiteLLMTransport:
     def _map_error(self, exc: Exception) -> ModelError:
         status = getattr(exc, "status_code", None)
         response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None) or {}
+        # litellm puts the provider's real headers on the exception; `exc.response` is often a stand-in without them
+        headers = getattr(exc, "litellm_response_headers", None) or getattr(response, "headers", None) or {}
         message = scrub(str(exc), self._api_key)
         if isinstance(status, int) and status != 200:
             return status_error(status, message, headers.get("retry-after"), self._api_key)
@@ -191,6 +193,17 @@ class LiteLLMTransport:
 
     async def aclose(self) -> None:
         return None
+
+
+def _require_credentials(model: str, api_base: str | None, api_key: str | None) -> None:
+    """Stops a run before its first call when the provider's key is missing (litellm would report a 500)."""
+    report = import_litellm().validate_environment(model=model, api_base=api_base, api_key=api_key)
+    missing = [name for name in report.get("missing_keys", []) if "KEY" in name or "TOKEN" in name]
+    if missing:
+        raise ModelError(
+            f"no API key for {model}: set {' or '.join(missing)}, or name the variable that holds it with api_key_env",
+            is_fatal=True,
+        )
 
 
 def import_litellm() -> Any:

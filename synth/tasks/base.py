@@ -70,18 +70,31 @@ def _is_runaway(text: str) -> bool:
 
 
 def extract_json(text: str, finish_reason: str | None) -> Any:
-    """The first JSON value in the text, inside a ``` fence or bare; tolerant of prose around it."""
+    """The first sample-shaped JSON value (an object, or a list of objects) in a ``` fence or bare.
+
+    Prose around it is tolerated, and so are bracketed asides before it (`[1]`). Output cut off at
+    max_tokens counts as truncated unless its JSON ends the text: a complete inner object of a cut-off
+    list is not a sample.
+    """
     candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for candidate in candidates:
         for match in re.finditer(r"[\[{]", candidate):
             try:
-                value, _ = decoder.raw_decode(candidate, match.start())
-                return value
+                value, end = decoder.raw_decode(candidate, match.start())
             except json.JSONDecodeError:
                 continue
+            if not _is_sample_shaped(value):
+                continue
+            if finish_reason == "length" and candidate is text and text[end:].strip():
+                break
+            return value
     reason = "truncated" if finish_reason == "length" else "parse_error"
-    raise ParseError(reason, "no JSON object in the output", text)
+    raise ParseError(reason, "no complete JSON object in the output", text)
+
+
+def _is_sample_shaped(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value))
 
 
 def validate_samples(model: type[BaseModel], value: Any, raw: str) -> list[dict[str, Any]]:
