@@ -65,7 +65,7 @@ def validate_spec(
     try:
         return JobSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(err, lines or {}, overridden) for err in exc.errors() if not _is_other_branch(err)]
+        problems = [_describe(err, lines or {}, overridden) for err in exc.errors()]
         raise SpecError(f"{origin}: {len(problems)} problem(s)", problems) from None
 
 
@@ -187,23 +187,8 @@ def locate(loc: Path_, lines: Mapping[Path_, int], overridden: set[Path_] | None
 
 
 def _user_path(loc: Iterable[str | int]) -> Path_:
-    """Drops pydantic's union-branch labels (`TopicNode`, `function-after[...]`, `constrained-int`) from a location."""
-    return tuple(p for p in loc if not _is_branch_label(p))
-
-
-_INT_LABELS = ("int", "constrained-int")
-
-
-def _is_branch_label(part: object) -> bool:
-    return isinstance(part, str) and (part[:1].isupper() or part.startswith("function-") or part in _INT_LABELS)
-
-
-def _is_other_branch(err: Any) -> bool:
-    """A topic union branch that never applied: an integer error for a mapping, a mapping error for a number."""
-    last = err["loc"][-1] if err["loc"] else None
-    if not _is_branch_label(last) or err["type"] not in ("int_type", "model_type", "dict_type"):
-        return False
-    return (last in _INT_LABELS) == isinstance(err.get("input"), dict)
+    """Drops pydantic's labels for union branches (`/topic`, `/quota`) and validators from a location."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (p.startswith(("/", "function-")))))
 
 
 def _line_for(loc: Path_, lines: Mapping[Path_, int]) -> int | None:

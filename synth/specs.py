@@ -6,7 +6,7 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from synth.ids import stable_hash
 
@@ -36,6 +36,12 @@ class ModelParams(StrictModel):
     json_mode: Literal["auto", "on", "off"] = Field(
         "auto", description="Ask for JSON output (response_format). auto: where litellm says the model supports it."
     )
+
+    @field_validator("json_mode", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare `on`/`off` as a boolean; take it as the user meant it."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class RateLimit(StrictModel):
@@ -86,7 +92,7 @@ class TopicNode(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    __pydantic_extra__: dict[str, TopicNode | Quota | None] = Field(init=False)
+    __pydantic_extra__: dict[str, TopicValue] = Field(init=False)
 
     quota: Quota | None = None
     weight: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -106,6 +112,21 @@ class TopicNode(BaseModel):
     def children(self) -> dict[str, TopicNode]:
         extra = self.__pydantic_extra__ or {}
         return {name: as_topic(node) for name, node in extra.items()}
+
+
+def _topic_kind(value: Any) -> str:
+    if isinstance(value, TopicNode | dict):
+        return "/topic"
+    return "/empty" if value is None else "/quota"
+
+
+# A topic is a mapping, a bare quota or nothing. Tagged so that a bad value gets the errors of its own shape
+# only; the tags start with "/", which no topic name may contain, so error paths can drop them safely.
+TopicValue = Annotated[
+    Annotated[TopicNode, Tag("/topic")] | Annotated[Quota, Tag("/quota")] | Annotated[None, Tag("/empty")],
+    Discriminator(_topic_kind),
+]
+TopicNode.model_rebuild()
 
 
 def as_topic(node: TopicNode | int | None) -> TopicNode:
@@ -138,7 +159,7 @@ class JobSpec(StrictModel):
     task: PluginRef
     templates: list[str] = Field(min_length=1, description="Prompt templates (Jinja2), used round-robin per topic.")
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
-    topics: dict[str, TopicNode | Quota | None] = Field(min_length=1)
+    topics: dict[str, TopicValue] = Field(min_length=1)
     total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
     verifiers: list[PluginRef] = Field(default_factory=list)
     concurrency: int = Field(16, ge=1, le=4096, description="Most LLM calls in flight; adapts down on 429s.")

@@ -5,7 +5,10 @@ Tests marked slow load the real SmolLM2-135M GGUF (about 98 MB, half a second) a
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -52,7 +55,7 @@ def test_resolve_gguf_without_the_package_says_how_to_install(monkeypatch):
 
 
 def test_resolve_gguf_names_the_missing_file(tmp_path):
-    with pytest.raises(UserError, match=f"no GGUF file at {tmp_path}/absent.gguf"):
+    with pytest.raises(UserError, match=re.escape(f"no GGUF file at {tmp_path}/absent.gguf")):
         resolve_gguf(str(tmp_path / "absent.gguf"))
 
 
@@ -68,6 +71,20 @@ def test_a_file_that_is_not_gguf_is_a_user_error(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(UserError, match="is it a GGUF model file"):
         load_model(str(junk))
+
+
+def test_register_adds_the_provider_once():
+    litellm = import_litellm()
+    local.register(litellm)
+    assert [item["provider"] for item in litellm.custom_provider_map].count("local") == 1
+    assert "local" in litellm.provider_list
+
+
+def test_register_does_nothing_without_llama_cpp(monkeypatch):
+    monkeypatch.setattr(local, "has_llama_cpp", lambda: False)
+    fake_litellm = SimpleNamespace(custom_provider_map=[])  # stands in for litellm: only the guard is under test
+    local.register(fake_litellm)
+    assert fake_litellm.custom_provider_map == []
 
 
 @pytest.mark.parametrize(
@@ -125,7 +142,7 @@ async def test_json_mode_constrains_the_output_to_json():
         model="local/smollm2",
         messages=messages,
         max_tokens=64,
-        seed=1,
+        temperature=0,
         response_format={"type": "json_object"},
         num_retries=0,
     )
@@ -147,6 +164,27 @@ async def test_a_missing_model_file_stops_the_run(tmp_path):
     with pytest.raises(ModelError, match="no GGUF file at") as caught:
         await client.complete(HELLO, seed=1)
     assert caught.value.is_fatal
+
+
+@pytest.mark.slow
+async def test_a_call_abandoned_before_its_turn_never_runs(monkeypatch):
+    model = load_model("smollm2")
+    ran = []
+    real_chat = model.chat
+
+    def spy(request):  # the real chat, noting which calls reached the model
+        ran.append(request.seed)
+        return real_chat(request)
+
+    monkeypatch.setattr(model, "chat", spy)
+    essay = [{"role": "user", "content": "Write a long essay about the history of bread."}]
+    first = asyncio.create_task(model.achat(ChatRequest.from_openai(essay, {"max_tokens": 48, "seed": 1})))
+    await asyncio.sleep(0)  # the task submits its call: the model's queue now holds it first
+    with pytest.raises(TimeoutError):
+        await model.achat(ChatRequest.from_openai(HELLO, {"max_tokens": 8, "seed": 2}), timeout_s=0.01)
+    await first
+    await model.achat(ChatRequest.from_openai(HELLO, {"max_tokens": 8, "seed": 3}))
+    assert ran == [1, 3]
 
 
 @pytest.mark.slow

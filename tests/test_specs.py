@@ -632,3 +632,11 @@ def test_schema_command_prints_the_spec_json_schema():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert {"topics", "verifiers", "model", "templates", "task"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_capitalised_topic_names_stay_in_error_paths(tmp_path):
+    spec = base_spec(API_BASE, topics={"Science": {"Physics": {"quota": -1}}})
+    with pytest.raises(SpecError) as caught:
+        load_dict(tmp_path, spec)
+    assert "topics.Science.Physics.quota (line" in str(caught.value)
+    assert len(caught.value.problems) == 1

@@ -100,7 +100,7 @@ def test_parse_accepts_alias_keys(raw, expected):
         ("   \n\t  ", None, "empty_output"),
         ("", "length", "empty_output"),
         ("I'm sorry, I can't help with that.", None, "parse_error"),
-        ("Instruction: explain recursion. Output: it calls itself.", None, "parse_error"),
+        ("Instruction: explain recursion. Output: it calls itself.", None, "schema_error"),  # labels start lines
         ("{not json at all}", None, "parse_error"),
         ("42", None, "parse_error"),
         ('"just a string"', None, "parse_error"),
@@ -227,3 +227,58 @@ def test_instructions_task_is_registered_by_name():
 
 def test_response_schema_names_the_sample_fields():
     assert set(task().response_schema()["properties"]) == {"instruction", "input", "output"}
+
+
+# --- labelled sections (what small models write instead of JSON) ---------------------------------------------------
+
+LABELLED = "Instruction: Give two tips for storing bread.\nOutput: Keep it in a paper bag and freeze the rest."
+TIPS = {
+    "instruction": "Give two tips for storing bread.",
+    "input": "",
+    "output": "Keep it in a paper bag and freeze the rest.",
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LABELLED,
+        "**Instruction:** Give two tips for storing bread.\n**Response:** Keep it in a paper bag and freeze the rest.",
+        "Give two tips for storing bread.\nOutput: Keep it in a paper bag and freeze the rest.",
+        "### Task: Give two tips for storing bread.\n\nAnswer:\nKeep it in a paper bag and freeze the rest.",
+    ],
+)
+def test_auto_format_falls_back_to_labelled_sections(text):
+    assert task().parse(text, "stop") == [TIPS]
+
+
+def test_labelled_sections_keep_input():
+    text = "Instruction: Summarise.\nInput: Bread goes stale.\nOutput: Stale bread."
+    assert task(format="labelled").parse(text, "stop") == [
+        {"instruction": "Summarise.", "input": "Bread goes stale.", "output": "Stale bread."}
+    ]
+
+
+def test_labelled_output_cut_off_is_truncated():
+    with pytest.raises(ParseError) as caught:
+        task(format="labelled").parse(LABELLED, "length")
+    assert caught.value.reason == "truncated"
+
+
+def test_json_format_does_not_fall_back():
+    with pytest.raises(ParseError) as caught:
+        task(format="json").parse(LABELLED, "stop")
+    assert caught.value.reason == "parse_error"
+
+
+def test_labelled_without_output_is_schema_error():
+    with pytest.raises(ParseError) as caught:
+        task().parse("Instruction: Give two tips for storing bread.", "stop")
+    assert caught.value.reason == "schema_error"
+    assert caught.value.raw == "Instruction: Give two tips for storing bread."
+
+
+def test_text_with_no_json_and_no_labels_is_parse_error():
+    with pytest.raises(ParseError) as caught:
+        task().parse("I am a helpful assistant and I like bread.", "stop")
+    assert caught.value.reason == "parse_error"

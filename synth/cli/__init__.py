@@ -18,6 +18,7 @@ from rich.panel import Panel
 
 from synth import __version__
 from synth.cli.display import LiveProgress, plan_tables, summary_table
+from synth.cli.serve import serve_model
 from synth.errors import ModelError, SynthError, UserError
 from synth.plan import PreparedJob, plan_report, prepare
 from synth.specfile import load_spec
@@ -161,3 +162,6 @@ def status(out: Path) -> None:
     store = RunStore(out)
     store.info()
     console.print(summary_table(store.totals()))
+
+
+main.add_command(serve_model)

@@ -8,7 +8,8 @@ Each file is loaded once per process. A llama.cpp context is not thread-safe, so
 time: a lock guards it, and async callers queue on the model's own single worker thread rather than parking
 threads of asyncio's shared default pool (six on two cores, which the store's writes need too). A call whose
 caller gave up (timeout, cancel) before its turn never runs. Knobs: SYNTH_LOCAL_N_CTX (default 4096),
-SYNTH_LOCAL_THREADS (default: every CPU).
+SYNTH_LOCAL_THREADS (default: half the CPUs, as llama-cpp-python does: measured here, two threads on two
+cores fall from 151 to 11 tok/s when other work keeps both cores busy; one thread holds 97).
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def resolve_gguf(name: str) -> Path:
         return path
     path = Path(name).expanduser().absolute()
     if not path.is_file():
-        bundled = ", ".join(f"local/{alias}" for alias in BUNDLED)
-        raise UserError(f"no GGUF file at {path}: give local/<path to a .gguf file> or a bundled model ({bundled})")
+        raise UserError(f"no GGUF file at {path}: name a .gguf file or a bundled model ({', '.join(BUNDLED)})")
     return path
 
 
@@ -95,8 +95,11 @@ class ResponseFormat(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """The chat parameters a local model honours. Others (n, tools, penalties) are ignored; unset sampling
-    parameters take OpenAI's defaults, and llama.cpp's own top_k=40 and min_p=0.05 always apply."""
+    """The chat parameters a local model honours.
+
+    Others (n, tools, penalties) are ignored. Unset sampling parameters take OpenAI's defaults; llama.cpp's own
+    top_k=40 and min_p=0.05 always apply. Seeds are taken modulo 2**32, the range llama.cpp accepts.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -175,7 +178,8 @@ def _load(path: Path) -> LocalModel:
         from llama_cpp import Llama
     except ModuleNotFoundError:
         raise UserError(f"local models need llama-cpp-python: {INSTALL_HINT}") from None
-    n_ctx, n_threads = _env_int("SYNTH_LOCAL_N_CTX", 4096), _env_int("SYNTH_LOCAL_THREADS", os.cpu_count() or 1)
+    n_ctx = _env_int("SYNTH_LOCAL_N_CTX", 4096)
+    n_threads = _env_int("SYNTH_LOCAL_THREADS", max(1, (os.cpu_count() or 2) // 2))
     started = time.perf_counter()
     try:
         llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
