@@ -38,10 +38,12 @@ class LocalState:
         self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     async def claim(self, namespace: str, key: str, owner: str) -> str:
-        self._db.execute(
-            "INSERT OR IGNORE INTO claims (namespace, key, owner) VALUES (?, ?, ?)", (namespace, key, owner)
-        )
-        row = self._db.execute("SELECT owner FROM claims WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+        # One statement: insert, or touch the existing row so RETURNING yields the owner that holds the key.
+        row = self._db.execute(
+            "INSERT INTO claims (namespace, key, owner) VALUES (?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET owner = owner RETURNING owner",
+            (namespace, key, owner),
+        ).fetchone()
         return str(row[0])
 
     def close(self) -> None:
