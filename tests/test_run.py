@@ -358,3 +358,17 @@ def test_same_spec_in_two_directories_gives_identical_records(spec, tmp_path, mo
     assert len(a) == 10
     assert a == b
     assert manifest(tmp_path / "a")["run_id"] != manifest(tmp_path / "b")["run_id"]
+
+
+def test_a_changed_verifier_chain_reverifies_from_the_cache(spec, tmp_path, mock_llm):
+    out = tmp_path / "out"
+    assert run_cli(spec, out).exit_code == 0
+    first_ids = sorted(r["record_id"] for r in records(out))
+    calls = len(mock_llm.state.calls)
+    result = run_cli(spec, out, "--set", "verifiers.0.min_chars=100000")
+    assert result.exit_code == 0, result.output
+    assert len(mock_llm.state.calls) == calls  # every answer came from the run's cache
+    rows = records(out)
+    assert sorted(r["record_id"] for r in rows) == first_ids
+    assert {r["reason"] for r in rows} == {"too_short"}
+    assert manifest(out)["totals"]["rejected"] == len(first_ids)
