@@ -60,7 +60,8 @@ def leaves(spec: JobSpec) -> list[Leaf]:
     found: list[tuple[tuple[str, ...], TopicNode, dict[str, Any], str | None]] = []
     for name, node in spec.topic_roots().items():
         _walk((name,), node, dict(spec.vars), None, found)
-    weights = {path: _weight(node, spec) for path, node, _, _ in found if node.quota is None}
+    # JobSpec guarantees a total wherever a leaf has no quota; a leaf with neither quota nor weight weighs 1.
+    weights = {path: node.weight or 1.0 for path, node, _, _ in found if node.quota is None}
     shares = apportion(spec.total or 0, weights)
     return [
         Leaf(path, node.quota if node.quota is not None else shares[path], description, variables)
@@ -82,12 +83,6 @@ def _walk(
         out.append((path, node, variables, description))
     for name, child in children.items():
         _walk((*path, name), child, variables, description, out)
-
-
-def _weight(node: TopicNode, spec: JobSpec) -> float:
-    if node.weight is None and spec.total is None:
-        raise ValueError("a leaf has neither quota nor weight")  # JobSpec._check_sizes reports it first
-    return node.weight if node.weight is not None else 1.0
 
 
 def apportion(total: int, weights: Mapping[tuple[str, ...], float]) -> dict[tuple[str, ...], int]:

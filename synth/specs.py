@@ -191,12 +191,12 @@ class JobSpec(StrictModel):
         unsized: list[tuple[tuple[str, ...], TopicNode]] = []
         for path, node in _leaves(self.topic_roots()):
             (sized if node.quota is not None else unsized).append((path, node))
-        if self.total is None:
-            for path, node in unsized:
-                if node.weight is None:
-                    raise ValueError(f"topics.{'.'.join(path)}: give it a quota, or a weight and a spec-level total")
-                raise ValueError(f"topics.{'.'.join(path)} has a weight, so the spec needs `total:` to share out")
-        elif not unsized:
+        if self.total is None and unsized:
+            path, node = unsized[0]
+            if node.weight is None:
+                raise ValueError(f"topics.{'.'.join(path)}: give it a quota, or a weight and a spec-level total")
+            raise ValueError(f"topics.{'.'.join(path)} has a weight, so the spec needs `total:` to share out")
+        if self.total is not None and not unsized:
             raise ValueError("total is set but every topic has a quota: nothing to share it among")
         if not any(node.quota for _, node in sized) and not (self.total and unsized):
             raise ValueError("every quota is 0: nothing to generate")

@@ -332,8 +332,8 @@ def test_litellm_without_any_api_key_stops_before_the_first_call(mock_llm):
 # --- AdaptiveLimiter
 
 
-async def test_limiter_never_lets_more_than_limit_in_flight():
-    limiter = AdaptiveLimiter(3)
+async def peak_in_flight(limiter: AdaptiveLimiter, tasks: int) -> int:
+    """Runs `tasks` short calls through the limiter and returns the most that were ever inside at once."""
     current = peak = 0
 
     async def work() -> None:
@@ -344,26 +344,20 @@ async def test_limiter_never_lets_more_than_limit_in_flight():
             await asyncio.sleep(0.005)
             current -= 1
 
-    await asyncio.gather(*(work() for _ in range(30)))
-    assert peak == 3
+    await asyncio.gather(*(work() for _ in range(tasks)))
+    return peak
+
+
+async def test_limiter_never_lets_more_than_limit_in_flight():
+    limiter = AdaptiveLimiter(3)
+    assert await peak_in_flight(limiter, 30) == 3
     assert limiter.in_flight == 0
 
 
 async def test_limiter_respects_a_shrunken_limit():
     limiter = AdaptiveLimiter(8, decrease=0.5)
     limiter.on_overload()  # 8 → 4
-    current = peak = 0
-
-    async def work() -> None:
-        nonlocal current, peak
-        async with limiter.slot():
-            current += 1
-            peak = max(peak, current)
-            await asyncio.sleep(0.005)
-            current -= 1
-
-    await asyncio.gather(*(work() for _ in range(20)))
-    assert peak == 4
+    assert await peak_in_flight(limiter, 20) == 4
 
 
 def test_limiter_shrinks_at_most_once_per_cooldown():

@@ -312,13 +312,18 @@ def test_unlock_lets_the_next_process_lock(tmp_path):
 # --- manifest
 
 
-def test_manifest_lists_every_shard_with_rows_and_sha256_on_disk(store):
+def write_every_batch(store: RunStore) -> None:
+    """Full batches get a mixed outcome (accepted, rejected, failed); the short last ones only accepted rows."""
     spec = make_spec()
     for batch in (with_items(spec, TEMPLATE_SHAS, b) for b in plan_batches(spec, 4)):
         if batch.size == 4:
             store.write_batch(batch, *mixed_outcome(batch), USAGE, "job-1")
         else:
             store.write_batch(batch, [record(batch, i) for i in range(batch.size)], [], USAGE, "job-1")
+
+
+def test_manifest_lists_every_shard_with_rows_and_sha256_on_disk(store):
+    write_every_batch(store)
     manifest = store.write_manifest()
     assert len(manifest["shards"]) == 1 * 3 + 2 * 1  # physics: 3 kinds; biology and cooking: accepted only
     for shard in manifest["shards"]:
@@ -328,12 +333,7 @@ def test_manifest_lists_every_shard_with_rows_and_sha256_on_disk(store):
 
 
 def test_manifest_totals_count_every_batch(store):
-    spec = make_spec()
-    for batch in (with_items(spec, TEMPLATE_SHAS, b) for b in plan_batches(spec, 4)):
-        if batch.size == 4:
-            store.write_batch(batch, *mixed_outcome(batch), USAGE, "job-1")
-        else:
-            store.write_batch(batch, [record(batch, i) for i in range(batch.size)], [], USAGE, "job-1")
+    write_every_batch(store)
     store.write_manifest()
     manifest = json.loads((store.root / "manifest.json").read_text())
     totals = manifest["totals"]
