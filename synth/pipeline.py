@@ -47,39 +47,89 @@ class JobContext:
         cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
     ) -> JobContext:
         """The context both executors build: verifiers get the run's shared claims and the model's tokenizer."""
-        model = prepared.spec.model
-        verifier_context = VerifierContext(
-            claims=claims,
-            count_tokens=lambda text: token_counter(model)(text),
-            text_fields=prepared.task.text_fields,
-        )
         return cls(
             spec=prepared.spec,
             task=prepared.task,
             templates=prepared.templates,
             llm=llm,
-            verifiers=[build(name, opts.model_dump(), verifier_context) for name, opts in prepared.verifier_options],
+            verifiers=build_verifiers(prepared, claims),
             store=store,
             run_id=run_id,
             job_id=job_id,
             json_mode=prepared.json_mode,
         )
 
+    @property
+    def verification(self) -> Verification:
+        return Verification(self.verifiers, self.store, self.job_id, self.spec.verifier_fingerprint)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the verify stage needs: a distributed verify worker builds only this, never a model client."""
+
+    verifiers: Sequence[Verifier]
+    store: RunStore
+    job_id: str
+    fingerprint: str
+
+
+@dataclass
+class GeneratedBatch:
+    """A batch between the stages: records before the verifier chain, failed items, and the calls' usage."""
+
+    records: list[Record]
+    failed: list[FailedItem]
+    usage: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": [r.model_dump(mode="json") for r in self.records],
+            "failed": [f.model_dump(mode="json") for f in self.failed],
+            "usage": self.usage,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GeneratedBatch:
+        records = [Record.model_validate(r) for r in data["records"]]
+        failed = [FailedItem.model_validate(f) for f in data["failed"]]
+        return cls(records, failed, data["usage"])
+
+
+def build_verifiers(prepared: PreparedJob, claims: ClaimIndex) -> list[Verifier]:
+    model = prepared.spec.model
+    context = VerifierContext(
+        claims=claims,
+        count_tokens=lambda text: token_counter(model)(text),
+        text_fields=prepared.task.text_fields,
+    )
+    return [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
+
 
 async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
     """Runs every item of the batch, verifies what parsed, and writes the batch. Returns its marker."""
+    return await verify_batch(batch, await generate_batch(batch, ctx), ctx.verification)
+
+
+async def generate_batch(batch: BatchRef, ctx: JobContext) -> GeneratedBatch:
+    """The generate stage: one model call per item (cached), parsed into records or failed items."""
     outcomes = await asyncio.gather(*(generate_item(item, batch.batch_id, ctx) for item in batch.items))
     records = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
     failed = [outcome for outcome in outcomes if isinstance(outcome, FailedItem)]
+    return GeneratedBatch(records, failed, _usage(outcomes))
+
+
+async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verification) -> dict[str, Any]:
+    """The verify stage: the verifier chain over what parsed, then the batch's shards and marker."""
+    records, failed = generated.records, list(generated.failed)
     try:
-        await run_chain(ctx.verifiers, records)
+        await run_chain(stage.verifiers, records)
     except VerifierError as exc:
         logger.error("verifier failed: batch=%s error=%s", batch.batch_id, exc)
         failed += _fail_all(batch, records, exc)
         records = []
-    usage = _usage(outcomes)
-    write = ctx.store.write_batch
-    return await asyncio.to_thread(write, batch, records, failed, usage, ctx.job_id, ctx.spec.verifier_fingerprint)
+    write = stage.store.write_batch
+    return await asyncio.to_thread(write, batch, records, failed, generated.usage, stage.job_id, stage.fingerprint)
 
 
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
-from synth.expand import Leaf, leaves, work_item
+from synth.expand import BatchRef, Leaf, leaves, plan_batches, with_items, work_item
 from synth.llm.pricing import Pricing, model_info
 from synth.prompts import PromptLibrary, Template
 from synth.specfile import LoadedSpec, Path_
@@ -47,8 +47,12 @@ class PreparedJob:
         return self.templates[item.template].render({**item.vars, **self.task.template_vars()})
 
 
-def prepare(loaded: LoadedSpec) -> PreparedJob:
-    """Validates everything that can be validated without a model; raises a UserError naming the problem."""
+def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, dry_render: bool = True) -> PreparedJob:
+    """Validates everything that can be validated without a model; raises a UserError naming the problem.
+
+    A distributed worker passes the job's shipped templates as `library` and skips the dry render, which the
+    submitter already did.
+    """
     spec = loaded.spec
     problems: list[str] = []
     task = _build_task(loaded, problems)
@@ -56,15 +60,21 @@ def prepare(loaded: LoadedSpec) -> PreparedJob:
     if problems:
         raise SpecError(f"{loaded.source or 'spec'}: {len(problems)} problem(s)", problems)
     assert task is not None
-    library = PromptLibrary.for_spec_dir(loaded.base_dir)
+    library = library or PromptLibrary.for_spec_dir(loaded.base_dir)
     templates = {name: library.get(name) for name in spec.templates}
     prepared = PreparedJob(spec, task, templates, verifier_options, leaves(spec))
-    for leaf, index in _one_item_per_template(prepared):
+    for leaf, index in _one_item_per_template(prepared) if dry_render else ():
         try:
             prepared.render(leaf, index)
         except TemplateError as exc:
             raise TemplateError(f"{exc} (topic {leaf.category})") from None
     return prepared
+
+
+def job_batches(prepared: PreparedJob, batch_size: int, *, items: bool = True) -> Iterator[BatchRef]:
+    """Every batch of the job in order, lazily; both executors and the reconciler walk exactly this."""
+    for batch in plan_batches(prepared.spec, batch_size):
+        yield with_items(prepared.spec, prepared.template_shas, batch) if items else batch
 
 
 def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:
