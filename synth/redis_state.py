@@ -24,6 +24,7 @@ from synth import keys
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
 RECONNECT_ATTEMPTS = 40  # with the backoff below: about a minute of retrying before an operation gives up
+ASYNC_POOL_SIZE = 64
 RETRY_ON = [ConnectionError, TimeoutError, BusyLoadingError]
 
 
@@ -41,13 +42,20 @@ def connect(url: str | None = None) -> redis.Redis:
 
 
 def connect_async(url: str | None = None) -> aioredis.Redis:
-    """An asyncio client for work inside a batch; create it in the loop that uses it."""
-    return aioredis.Redis.from_url(
+    """An asyncio client for work inside a batch; create it in the loop that uses it.
+
+    A blocking pool: hundreds of calls in flight each touch Redis (cache, limits, claims), and with a plain
+    pool the one past its size fails with "Too many connections" instead of waiting a moment for its turn.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         redis_url(url),
+        max_connections=ASYNC_POOL_SIZE,
+        timeout=None,
         retry=_async_retry(),
         retry_on_error=RETRY_ON,
         health_check_interval=15,
     )
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
 
 
 def _async_retry() -> AsyncRetry:

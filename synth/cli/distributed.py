@@ -17,6 +17,7 @@ from synth.plan import PreparedJob
 from synth.queue import QueuedJob, cancel, load_job, reconcile, submit
 from synth.redis_state import connect, redis_url, safe_url
 from synth.run import RunObserver, RunProgress
+from synth.store import RunStore
 
 RECONCILE_EVERY_S = 30.0
 POLL_S = 0.5
@@ -82,6 +83,7 @@ def wait_for(conn: redis.Redis, job: QueuedJob, on_update: RunObserver | None = 
         if on_update is not None:
             on_update.update(progress)
         if report.is_finished:
+            RunStore(job.out).write_manifest()
             return report
         if time.monotonic() - last_reconcile >= RECONCILE_EVERY_S:
             reconcile(conn, job)

@@ -45,8 +45,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         command += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction"]
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        with (self.directory / "redis.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
         self._wait_ready()
         return self
 
@@ -84,11 +84,11 @@ class Cluster:
 
     def start_worker(self, stage: str) -> subprocess.Popen[bytes]:
         index = len(self.workers)
-        log = (self.log_dir / f"worker-{stage}-{index}.log").open("ab")
         command = [sys.executable, "-m", "synth.cli", "-v", "worker", stage, "--redis", self.redis.url]
         command += ["--maintenance-interval", str(self.maintenance_interval_s), "--name", f"{stage}-{index}"]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **self.env}
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
+        with (self.log_dir / f"worker-{stage}-{index}.log").open("ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
         self.workers.append(process)
         return process
 
