@@ -74,7 +74,8 @@ def test_lineage_of_a_distributed_record_names_the_job(spec, tmp_path, cluster):
     wait_done(conn, job)
     row = shard_rows(tmp_path / "out", "accepted")[0]
     assert row["lineage"]["job_id"] == row["lineage"]["run_id"] == job.job_id
-    assert row["lineage"]["prompt_sha256"] and row["lineage"]["model"] == "openai/mock-model"
+    assert row["lineage"]["prompt_sha256"]
+    assert row["lineage"]["model"] == "openai/mock-model"
 
 
 def test_submit_enqueues_one_rq_job_per_batch_and_returns_at_once(spec, tmp_path, cluster):
@@ -171,7 +172,8 @@ def test_cancel_stops_further_batches_and_keeps_finished_records(tmp_path, clust
 
     _, again = submit_spec(cluster.redis.url, spec, tmp_path / "out")  # a resubmit continues the job
     final = wait_done(conn, again)
-    assert final.batches_done == job.total_batches and not final.cancelled
+    assert final.batches_done == job.total_batches
+    assert not final.cancelled
     assert_complete_exactly_once(tmp_path / "out", spec)
 
 
@@ -203,7 +205,8 @@ def test_a_fatal_model_error_stops_the_job_and_says_why(spec, tmp_path, cluster,
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
     report = wait_done(conn, job)
-    assert report.error is not None and "401" in report.error
+    assert report.error is not None
+    assert "401" in report.error
     assert record_ids(tmp_path / "out") == []
 
 

@@ -6,6 +6,7 @@ Never touches the machine's shared Redis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -124,7 +125,5 @@ def children(pid: int) -> list[int]:
 def kill_tree(pid: int, sig: signal.Signals) -> None:
     for child in children(pid):
         kill_tree(child, sig)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
