@@ -58,7 +58,6 @@ async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
         spec.concurrency,
         rpm=spec.rate_limit.rpm,
         tpm=spec.rate_limit.tpm,
-        lease_s=spec.params.timeout_s + 60,
     )
     cache = RedisState(client, job.job_id)
     llm = LLMClient(spec, cache=cache, shared=shared)
@@ -70,6 +69,7 @@ async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
         return await generate_batch(batch, ctx)
     finally:
         await llm.aclose()
+        await shared.aclose()
         await client.aclose()
 
 

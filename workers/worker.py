@@ -55,6 +55,9 @@ def start_worker(
         name=name,
         maintenance_interval=maintenance_interval_s,
         job_monitoring_interval=job_monitoring_interval_s,
+        # An idle worker blocks in BLPOP for worker_ttl - 15 s and runs maintenance only between waits; RQ's
+        # default (420 s) would leave an abandoned job unnoticed for minutes after the queue went quiet.
+        worker_ttl=maintenance_interval_s + 15,
     )
     logger.info("synth %s worker on %s: queue=%s", stage, safe_url(resolved), queue.name)
     return bool(worker.work(burst=burst, with_scheduler=True))

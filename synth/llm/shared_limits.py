@@ -52,7 +52,17 @@ end
 return math.ceil((level + need - cap) / rate * 1000)
 """
 
+RENEW_LEASES = """
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i])
+end
+return 0
+"""
+
 POLL_MIN_S, POLL_MAX_S = 0.005, 0.05
+LEASE_S = 15.0  # a SIGKILLed holder's slots come back this fast; live holders renew every third of it
 RATE_PERIOD_S = 60.0
 
 
@@ -67,7 +77,7 @@ class SharedLimits:
         *,
         rpm: int | None = None,
         tpm: int | None = None,
-        lease_s: float = 300.0,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.client = client
         self.model = model
@@ -76,6 +86,9 @@ class SharedLimits:
         self.lease_s = lease_s
         self._acquire = client.register_script(ACQUIRE_LEASE)
         self._take = client.register_script(TAKE_FROM_BUCKET)
+        self._renew = client.register_script(RENEW_LEASES)
+        self._held: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[None]:
@@ -89,10 +102,29 @@ class SharedLimits:
         # Polling, not an Event: the state is in Redis, shared with other processes that cannot signal us.
         while not await self._call(self._acquire, [slots], [self.concurrency, self.lease_s, lease]):  # noqa: ASYNC110
             await asyncio.sleep(random.uniform(POLL_MIN_S, POLL_MAX_S))
+        self._held.add(lease)
+        self._keep_renewing()
         try:
             yield
         finally:
+            self._held.discard(lease)
             await self.client.zrem(slots, lease)
+
+    def _keep_renewing(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_while_held())
+
+    async def _renew_while_held(self) -> None:
+        """Extends every lease this process holds, so a call may outlast the lease while a dead holder's may not."""
+        slots = keys.concurrency_slots(self.model)
+        while self._held:
+            await asyncio.sleep(self.lease_s / 3)
+            if self._held:
+                await self._call(self._renew, [slots], [self.lease_s, *self._held])
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
 
     async def _wait_bucket(self, kind: str, capacity: int, need: int) -> None:
         bucket = keys.rate_bucket(self.model, kind)
