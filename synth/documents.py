@@ -173,7 +173,7 @@ def _pdf_text(path: Path) -> str:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise UserError(f"{path}: the PDF is encrypted; decrypt it first (e.g. qpdf --decrypt in.pdf out.pdf)")
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
     except (PyPdfError, ValueError, KeyError, OSError) as exc:
         raise UserError(f"{path}: not a readable PDF ({type(exc).__name__}: {exc})") from None
 

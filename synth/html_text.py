@@ -14,7 +14,7 @@ PARAGRAPH_TAGS = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "title", "blockquote", "pre", "table", "ul", "ol", "dl", "hr"}
     | {"section", "article", "header", "footer", "main", "aside", "figure", "figcaption", "address"}
 )
-LINE_TAGS = frozenset({"br", "div", "li", "tr", "dt", "dd", "caption"})
+LINE_TAGS = frozenset({"div", "li", "tr", "dt", "dd", "caption"})
 CELL_TAGS = frozenset({"td", "th"})
 
 
@@ -52,7 +52,7 @@ class _TextExtractor(HTMLParser):
     def _break(self, tag: str) -> None:
         if tag in PARAGRAPH_TAGS:
             self.parts.append("\n\n")
-        elif tag in LINE_TAGS:
+        elif tag == "br" or (tag in LINE_TAGS and self.parts and not self.parts[-1].endswith("\n")):
             self.parts.append("\n")
         elif tag in CELL_TAGS:
             self.parts.append(" ")
