@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from synth.errors import ModelError
-from synth.expand import BatchRef, plan_batches, with_items
+from synth.expand import BatchRef
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
 from synth.plan import PreparedJob
+from synth.sourcing import iter_batches
 from synth.state import LocalState
 from synth.store import RunStore, Totals
 
@@ -79,9 +80,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
 
 
 def _batches(prepared: PreparedJob, batch_size: int) -> Iterator[BatchRef]:
-    shas = prepared.template_shas
-    for batch in plan_batches(prepared.spec, batch_size):
-        yield with_items(prepared.spec, shas, batch)
+    yield from iter_batches(prepared, batch_size)
 
 
 async def _run_batches(
