@@ -1,7 +1,7 @@
 """Documents to generate from: a folder, a glob or a list of files, read one document at a time.
 
-Formats, by extension (or forced with `format:`): plain text (`.txt`), Markdown (`.md`), HTML (`.html`, stripped
-to readable text), PDF (`.pdf`, text via pypdf) and JSONL (`.jsonl`, one document per line, its text in `field`).
+Formats, by extension (or forced with `format:`): plain text (`txt`), Markdown (`md`), HTML (`html`, stripped to
+readable text), PDF (`pdf`, text via pypdf) and JSONL (`jsonl`, one document per line, its text in `field`).
 
 A document with no text is skipped with a warning (a folder often holds an empty placeholder, and one should
 not stop a run); a source in which no document has text is an error. Everything else a user can fix (a missing
@@ -17,20 +17,21 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from synth.errors import UserError
 from synth.html_text import html_to_text
 from synth.ids import sha256_text
+from synth.specs import InputRef
 
 logger = logging.getLogger(__name__)
 
-DocumentFormat = Literal["text", "markdown", "html", "pdf", "jsonl"]
+DocumentFormat = Literal["txt", "md", "html", "pdf", "jsonl"]
 FORMAT_OF_SUFFIX: dict[str, DocumentFormat] = {
-    ".txt": "text",
-    ".text": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
@@ -50,23 +51,7 @@ class Document:
     sha256: str
 
 
-class DocumentRef(Protocol):
-    """What `read_documents` needs of an `inputs:` entry."""
-
-    @property
-    def path(self) -> str | Sequence[str]: ...
-
-    @property
-    def field(self) -> str: ...
-
-    @property
-    def format(self) -> str: ...
-
-    @property
-    def limit(self) -> int | None: ...
-
-
-def read_documents(ref: DocumentRef, base_dir: Path) -> Iterator[Document]:
+def read_documents(ref: InputRef, base_dir: Path) -> Iterator[Document]:
     """The documents of an `inputs:` entry, lazily, in path order; relative paths start at `base_dir`."""
     return iter_documents(ref.path, base_dir, ref.format, ref.field, ref.limit)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth.documents import read_documents
 from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.specs import InputRef
@@ -225,4 +226,4 @@ def lookup(fields: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-READERS: dict[str, Reader] = {"rows": read_rows}
+READERS: dict[str, Reader] = {"rows": read_rows, "documents": read_documents}

@@ -137,7 +137,7 @@ def _count_sources(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
 def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:
     ref = loaded.spec.task
     try:
-        return build_task(ref.name, ref.options)
+        return build_task(ref.name, ref.options, loaded.spec.model)
     except UserError as exc:
         problems.append(f"{loaded.locate(('task',))}: {exc}")
     except ValidationError as exc:

@@ -82,7 +82,7 @@ class OutputSpec(StrictModel):
 
 
 Quota = Annotated[int, Field(ge=0, le=10_000_000)]
-InputFormat = Literal["auto", "jsonl", "csv", "txt", "run"]
+InputFormat = Literal["auto", "jsonl", "csv", "txt", "run", "md", "html", "pdf"]
 
 
 class InputRef(StrictModel):

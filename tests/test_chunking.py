@@ -41,7 +41,7 @@ def prose(paragraphs: int, seed: int = 0) -> str:
 
 
 def document(text: str) -> Document:
-    return Document("doc", "doc.txt", "text", text, sha256_text(text))
+    return Document("doc", "doc.txt", "txt", text, sha256_text(text))
 
 
 def chunks_of(text: str, max_tokens: int = 120, overlap: int = 20, count=approx_tokens) -> list[Chunk]:

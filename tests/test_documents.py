@@ -14,6 +14,7 @@ from synth.documents import iter_documents, read_documents, resolve_paths
 from synth.errors import UserError
 from synth.html_text import html_to_text
 from synth.ids import sha256_text
+from synth.specs import InputRef
 
 HTML = """<!doctype html><html><head><title>Tide tables</title>
 <style>body { color: red; }</style><script>var secret = "do not keep";</script></head>
@@ -68,14 +69,14 @@ def texts(path: Path | str, base_dir: Path, **options) -> list[str]:
 def test_plain_text_is_read_as_written_with_unix_newlines(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfFirst line.\r\nSecond line.\r\n")
     (doc,) = iter_documents("a.txt", tmp_path)
-    assert (doc.doc_id, doc.path, doc.format, doc.text) == ("a.txt", "a.txt", "text", "First line.\nSecond line.\n")
+    assert (doc.doc_id, doc.path, doc.format, doc.text) == ("a.txt", "a.txt", "txt", "First line.\nSecond line.\n")
     assert doc.sha256 == sha256_text("First line.\nSecond line.\n")
 
 
 def test_markdown_keeps_its_markup(tmp_path):
     (tmp_path / "notes.md").write_text("# Title\n\nSome *emphasis*.\n")
     (doc,) = iter_documents("notes.md", tmp_path)
-    assert (doc.format, doc.text) == ("markdown", "# Title\n\nSome *emphasis*.\n")
+    assert (doc.format, doc.text) == ("md", "# Title\n\nSome *emphasis*.\n")
 
 
 def test_html_becomes_readable_text_without_script_style_or_nav(tmp_path):
@@ -171,11 +172,10 @@ def test_documents_stream_lazily(tmp_path):
 
 
 def test_read_documents_takes_an_inputs_entry(tmp_path):
-    class Ref:
-        path, field, format, limit = "a.txt", "text", "auto", None
-
     (tmp_path / "a.txt").write_text("A")
-    assert [d.text for d in read_documents(Ref(), tmp_path)] == ["A"]
+    (tmp_path / "b.txt").write_text("B")
+    ref = InputRef.model_validate({"path": "*.txt", "limit": 1})
+    assert [d.text for d in read_documents(ref, tmp_path)] == ["A"]
 
 
 # --- empty documents ---------------------------------------------------------------------------------------------

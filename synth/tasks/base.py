@@ -90,8 +90,10 @@ class Task:
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "none"
     """What a sourced topic feeds this task (`synth.inputs.READERS`); "none": topics × templates × quotas only."""
 
-    def __init__(self, options: TaskOptions) -> None:
+    def __init__(self, options: TaskOptions, model: str = "") -> None:
         self.options = options
+        self.model = model
+        """The spec's model: whose tokenizer a task that measures text in tokens uses."""
 
     def template_vars(self) -> dict[str, Any]:
         """Variables this task adds to every template (for example how many samples to ask for)."""
