@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from synth.errors import UserError
+from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
 from synth.tasks.instructions import InstructionsTask
+from synth.tasks.paraphrase import ParaphraseTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask)}
 
 
 def task_class(name: str) -> type[Task]:
