@@ -171,13 +171,13 @@ def test_a_bad_row_anywhere_stops_prepare_naming_topic_file_and_line(tmp_path):
 
 
 def test_a_missing_input_file_stops_prepare(tmp_path):
-    with pytest.raises(UserError, match="inputs 'seeds.jsonl': no such file"):
+    with pytest.raises(UserError, match=r"inputs 'seeds\.jsonl': no such file"):
         prepared_from(tmp_path)
 
 
 def test_inputs_without_rows_stop_prepare(tmp_path):
     (tmp_path / "seeds.jsonl").write_text("\n\n")
-    with pytest.raises(SpecError, match="seeds.jsonl holds no input rows"):
+    with pytest.raises(SpecError, match=r"seeds\.jsonl holds no input rows"):
         prepared_from(tmp_path)
 
 
@@ -246,7 +246,7 @@ def stable_unit(item) -> str:
 
 
 def test_batches_have_deterministic_ids_and_positions(tmp_path):
-    write_seeds(tmp_path, SEEDS + ["One more?"])
+    write_seeds(tmp_path, [*SEEDS, "One more?"])
     batches = list(iter_batches(prepared_from(tmp_path), 2))
     again = list(iter_batches(prepared_from(tmp_path), 2))
     assert [(b.start, b.stop, len(b.items)) for b in batches] == [(0, 2, 2), (2, 4, 2), (4, 5, 1)]
