@@ -304,3 +304,11 @@ def test_a_100k_row_seed_file_expands_in_flat_memory(tmp_path):
     per_item = (after - before) / len(held)
     assert max(peak_prepare, peak_batches) < rows * per_item / 10  # well under holding the rows
     assert max(peak_prepare, peak_batches) < 16 * 2**20  # the duplicate check costs ~80 bytes a row, no more
+
+
+@pytest.mark.parametrize(("name", "items"), [("paraphrase.yaml", 24), ("backtranslation.yaml", 8)])
+def test_example_specs_prepare_and_count_their_inputs(name, items):
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    prepared = prepare(load_spec(configs / name))
+    assert prepared.total_items == items
+    assert all(item.source["path"].startswith("data/") for item in items_of(prepared, 16))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -74,10 +75,10 @@ class BacktranslationTask(Task):
     text_fields: ClassVar[tuple[str, ...]] = ("back_translation",)
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "rows"
 
-    def __init__(self, options: TaskOptions) -> None:
-        super().__init__(options)
-        # The pivot model's client, one per main client: each job (and RQ job, with its own loop) gets its own.
-        self._pivot_clients: weakref.WeakKeyDictionary[LLMClient, LLMClient] = weakref.WeakKeyDictionary()
+    @cached_property
+    def _pivot_clients(self) -> weakref.WeakKeyDictionary[LLMClient, LLMClient]:
+        """The pivot model's client per main client: each job (and RQ job, with its own loop) gets its own."""
+        return weakref.WeakKeyDictionary()
 
     @property
     def opts(self) -> BacktranslationOptions:
