@@ -66,7 +66,9 @@ def leaf_units(task: Task, leaf: Leaf, base_dir: Path) -> Iterator[Unit]:
     try:
         reader = READERS[task.input_kind]
     except KeyError:
-        raise UserError(f"task {task.name} takes no inputs (topic {leaf.category} names some)") from None
+        if task.input_kind == "none":
+            raise UserError(f"task {task.name} takes no inputs (topic {leaf.category} names some)") from None
+        raise UserError(f"task {task.name} reads {task.input_kind}, and no reader of those is installed") from None
     units = task.units(reader(ref, base_dir))
     return islice(units, leaf.max_units) if leaf.max_units is not None else units
 

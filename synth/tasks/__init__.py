@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from synth.errors import UserError
+from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
 from synth.tasks.doc_qa import DocQaTask
 from synth.tasks.instructions import InstructionsTask
+from synth.tasks.paraphrase import ParaphraseTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask, DocQaTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask)
+}
 
 
 def task_class(name: str) -> type[Task]:

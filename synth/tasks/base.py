@@ -169,6 +169,11 @@ def extract_json(text: str, finish_reason: str | None) -> Any:
     raise ParseError(reason, "no complete JSON object in the output", text)
 
 
+def normalized(text: str) -> str:
+    """Text as compared for sameness: case, punctuation and spacing ignored."""
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
+
+
 def _is_sample_shaped(value: Any) -> bool:
     return isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value))
 
