@@ -168,12 +168,12 @@ def _read_jsonl(path: Path, shown: str, field: str) -> Iterator[Document]:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    yield _jsonl_document(json_line(line, f"{shown}:{number}"), f"{shown}:{number}", shown, field)
+                    yield _jsonl_document(_json_line(line, f"{shown}:{number}"), f"{shown}:{number}", shown, field)
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a line)") from None
 
 
-def json_line(line: str, where: str) -> dict[str, Any]:
+def _json_line(line: str, where: str) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
