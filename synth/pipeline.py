@@ -11,15 +11,14 @@ from typing import Any
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.expand import BatchRef, WorkItem
-from synth.ids import canonical_json, sha256_text
-from synth.llm import Completion, LLMClient, token_counter
+from synth.llm import LLMClient, token_counter
 from synth.plan import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.specs import JobSpec
 from synth.store import RunStore
 from synth.tasks import Task
-from synth.tasks.base import screen_output
+from synth.tasks.base import Generation, Rejected, screen_output
 from synth.verify import ClaimIndex, Verifier, VerifierContext, build, run_chain
 
 logger = logging.getLogger(__name__)
@@ -134,9 +133,8 @@ async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verifi
 
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:
     template = ctx.templates[item.template]
-    messages = template.render({**item.vars, **ctx.task.template_vars()})
     try:
-        completion = await ctx.llm.complete(messages, item.seed, ctx.json_mode)
+        generation = await ctx.task.generate(item, template, ctx.llm, ctx.json_mode)
     except ModelError as exc:
         if exc.is_fatal:
             raise
@@ -151,47 +149,44 @@ async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemO
         )
     finally:
         ctx.on_item(item)
-    lineage = _lineage(item, batch_id, messages, completion, ctx)
-    return _records(item, completion, messages, lineage, ctx)
+    lineage = _lineage(item, batch_id, generation, ctx)
+    return _records(item, generation, lineage, ctx)
 
 
-def _records(
-    item: WorkItem, completion: Completion, messages: list[dict[str, str]], lineage: Lineage, ctx: JobContext
-) -> list[Record]:
+def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobContext) -> list[Record]:
+    """One record per sample, the task's own rejections included; one rejected record when nothing parsed."""
     try:
-        screen_output(completion.text, completion.finish_reason, messages)
-        samples = ctx.task.parse(completion.text, completion.finish_reason)
+        screen_output(generation.text, generation.finish_reason, generation.messages)
+        samples = ctx.task.parse_generation(item, generation)
     except ParseError as exc:
-        verdict = Verdict(
-            verifier="parse", version=ctx.task.version, passed=False, reason=exc.reason, details={"error": str(exc)}
-        )
-        return [
-            Record(
-                record_id=record_id_for(item.item_id, 0),
-                status="rejected",
-                reason=exc.reason,
-                task=ctx.task.name,
-                sample={},
-                lineage=lineage,
-                verdicts=[verdict],
-                raw_output=completion.text,
-            )
-        ]
-    return [
-        Record(
-            record_id=record_id_for(item.item_id, index),
-            status="accepted",
-            task=ctx.task.name,
-            sample=sample,
-            lineage=lineage.model_copy(update={"sample_index": index}),
-        )
-        for index, sample in enumerate(samples)
-    ]
+        samples = [Rejected({}, exc.reason, str(exc))]
+    records = []
+    for index, sample in enumerate(samples):
+        sample_lineage = lineage.model_copy(update={"sample_index": index})
+        records.append(_record(record_id_for(item.item_id, index), sample, sample_lineage, ctx, generation.text))
+    return records
 
 
-def _lineage(
-    item: WorkItem, batch_id: str, messages: list[dict[str, str]], completion: Completion, ctx: JobContext
-) -> Lineage:
+def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage, ctx: JobContext, raw: str) -> Record:
+    """An accepted record, or a rejected one that keeps the raw output and says why."""
+    task = ctx.task
+    if not isinstance(sample, Rejected):
+        return Record(record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage)
+    details = {"error": sample.message}
+    verdict = Verdict(verifier="parse", version=task.version, passed=False, reason=sample.reason, details=details)
+    return Record(
+        record_id=record_id,
+        status="rejected",
+        reason=sample.reason,
+        task=task.name,
+        sample=sample.sample,
+        lineage=lineage,
+        verdicts=[verdict],
+        raw_output=raw,
+    )
+
+
+def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobContext) -> Lineage:
     params = ctx.spec.params
     return Lineage(
         run_id=ctx.run_id,
@@ -203,7 +198,7 @@ def _lineage(
         task=item.task,
         template=item.template,
         template_sha256=item.template_sha256,
-        prompt_sha256=sha256_text(canonical_json(messages)),
+        prompt_sha256=generation.prompt_sha256,
         model=ctx.spec.model,
         params={
             "temperature": params.temperature,
@@ -214,12 +209,13 @@ def _lineage(
         seed=item.seed,
         category=list(item.category),
         parent_ids=list(item.parent_ids),
+        source=dict(item.source),
         usage=Usage(
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost_usd=completion.cost_usd,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            cost_usd=generation.cost_usd,
         ),
-        cached=completion.cached,
+        cached=generation.cached,
         synth_version=__version__,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -26,8 +27,9 @@ from rq.serializers import JSONSerializer
 from synth import keys
 from synth.errors import UserError
 from synth.expand import BatchRef, Leaf, WorkItem
-from synth.plan import PreparedJob, job_batches, prepare
+from synth.plan import PreparedJob, prepare
 from synth.prompts import PromptLibrary
+from synth.sourcing import iter_batches
 from synth.specfile import LoadedSpec
 from synth.specs import JobSpec
 from synth.store import RunStore, write_atomic
@@ -53,6 +55,7 @@ class QueuedJob:
     batch_size: int
     total_items: int
     total_batches: int
+    base_dir: Path  # where the spec's relative input paths start (the submitter's view of the files)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class QueuedJob:
             "batch_size": self.batch_size,
             "total_items": self.total_items,
             "total_batches": self.total_batches,
+            "base_dir": str(self.base_dir),
         }
 
     @classmethod
@@ -75,12 +79,13 @@ class QueuedJob:
             batch_size=int(data["batch_size"]),
             total_items=int(data["total_items"]),
             total_batches=int(data["total_batches"]),
+            base_dir=Path(data["base_dir"]),
         )
 
     def prepare(self) -> PreparedJob:
         """The job as the submitter validated it, from the shipped templates (workers need no spec folder)."""
         library = PromptLibrary.from_sources(self.templates)
-        return prepare(LoadedSpec(self.spec, None), library, dry_render=False)
+        return prepare(LoadedSpec(self.spec, self.base_dir / "spec.yaml"), library, check=False)
 
     @property
     def generate_timeout_s(self) -> int:
@@ -99,7 +104,8 @@ def register(conn: redis.Redis, prepared: PreparedJob, out: Path) -> QueuedJob:
         templates={name: t.source for name, t in prepared.templates.items()},
         batch_size=int(info["batch_size"]),
         total_items=prepared.total_items,
-        total_batches=sum(1 for _ in job_batches(prepared, int(info["batch_size"]), items=False)),
+        total_batches=sum(math.ceil(leaf.quota / int(info["batch_size"])) for leaf in prepared.leaves),
+        base_dir=prepared.base_dir.resolve(),
     )
     write_atomic(out / JOB_FILE, [json.dumps(job.to_json(), indent=2) + "\n"])
     _save(conn, job)
@@ -220,7 +226,7 @@ def reconcile(
         StartedJobRegistry(queue=queue).cleanup()
     prepared = prepared or job.prepare()
     store, result = RunStore(job.out), Reconciled()
-    for chunk in _chunks(job_batches(prepared, job.batch_size), ENQUEUE_CHUNK):
+    for chunk in _chunks(iter_batches(prepared, job.batch_size), ENQUEUE_CHUNK):
         pending = [b for b in chunk if not _is_finished(store, b, job.spec.verifier_fingerprint, retry_failed)]
         result.done += len(chunk) - len(pending)
         states = rq_states(conn, job.job_id, [b.batch_id for b in pending])

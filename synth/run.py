@@ -20,7 +20,8 @@ from synth.errors import ModelError
 from synth.expand import BatchRef
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
-from synth.plan import PreparedJob, job_batches
+from synth.plan import PreparedJob
+from synth.sourcing import iter_batches
 from synth.state import LocalState
 from synth.store import RunStore, Totals
 
@@ -67,7 +68,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
         try:
             ctx = JobContext.create(prepared, store, llm, state, info["run_id"], f"local-{uuid.uuid4().hex[:12]}")
             ctx.on_item = lambda item: progress.count_generated()
-            await _run_batches(job_batches(prepared, info["batch_size"]), ctx, progress, observer)
+            await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
         finally:
             await llm.aclose()
             state.close()

@@ -12,10 +12,11 @@ import redis
 
 from synth.cli.distributed import wait_for
 from synth.job_status import JobReport
-from synth.plan import job_batches, prepare
+from synth.plan import prepare
 from synth.queue import QueuedJob, submit
 from synth.records import record_id_for
 from synth.run import run_local
+from synth.sourcing import iter_batches
 from synth.specfile import load_spec
 
 
@@ -29,7 +30,7 @@ def record_ids(out: Path) -> list[str]:
 
 def expected_record_ids(spec: Path) -> set[str]:
     prepared = prepare(load_spec(spec))
-    batches = job_batches(prepared, prepared.spec.batch_size)
+    batches = iter_batches(prepared, prepared.spec.batch_size)
     return {record_id_for(item.item_id, 0) for batch in batches for item in batch.items}
 
 

@@ -241,11 +241,27 @@ async def test_shared_rate_limit_spaces_requests_beyond_the_bucket(redis_server)
 async def test_shared_concurrency_lease_of_a_dead_holder_expires(redis_server):
     client = connect_async(redis_server.url)
     await client.flushall()
-    limits = SharedLimits(client, "m", 1, lease_s=0.3)
-    holder = limits.slot(1)
-    await holder.__aenter__()  # never released: its process "died"
+    dead, alive = SharedLimits(client, "m", 1, lease_s=0.3), SharedLimits(client, "m", 1, lease_s=0.3)
+    holder = dead.slot(1)
+    await holder.__aenter__()  # never released: its process "died"...
+    await dead.aclose()  # ...and stopped renewing its lease
     started = time.monotonic()
-    async with limits.slot(1):
+    async with alive.slot(1):
         waited = time.monotonic() - started
     assert 0.2 <= waited < 3
+    await alive.aclose()
+    await client.aclose()
+
+
+async def test_shared_concurrency_lease_outlives_a_long_call_of_a_live_holder(redis_server):
+    client = connect_async(redis_server.url)
+    await client.flushall()
+    first, second = SharedLimits(client, "m", 1, lease_s=0.3), SharedLimits(client, "m", 1, lease_s=0.3)
+    async with first.slot(1):
+        waiter = asyncio.create_task(second.slot(1).__aenter__())
+        await asyncio.sleep(1.0)  # three lease lengths: renewed, so the slot is still held
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, 3)
+    await first.aclose()
+    await second.aclose()
     await client.aclose()

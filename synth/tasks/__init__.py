@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from synth.errors import UserError
+from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
+from synth.tasks.doc_qa import DocQaTask
 from synth.tasks.instructions import InstructionsTask
+from synth.tasks.paraphrase import ParaphraseTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask,)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask)
+}
 
 
 def task_class(name: str) -> type[Task]:
@@ -18,9 +23,9 @@ def task_class(name: str) -> type[Task]:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
-def build_task(name: str, options: dict[str, Any]) -> Task:
+def build_task(name: str, options: dict[str, Any], model: str = "") -> Task:
     cls = task_class(name)
-    return cls(cls.Options.model_validate(options))
+    return cls(cls.Options.model_validate(options), model)
 
 
 __all__ = ["TASKS", "Task", "TaskOptions", "build_task", "task_class"]
