@@ -235,16 +235,17 @@ async def test_shared_rate_limit_spaces_requests_beyond_the_bucket(redis_server)
 
     await asyncio.gather(*(one(i) for i in range(615)))
     assert time.monotonic() - started >= 1.0  # 15 beyond the bucket need 1.5 s at 10/s, whichever client asks
+    for limit in limits:
+        await limit.aclose()
     await client.aclose()
 
 
 async def test_shared_concurrency_lease_of_a_dead_holder_expires(redis_server):
     client = connect_async(redis_server.url)
     await client.flushall()
-    dead, alive = SharedLimits(client, "m", 1, lease_s=0.3), SharedLimits(client, "m", 1, lease_s=0.3)
-    holder = dead.slot(1)
-    await holder.__aenter__()  # never released: its process "died"...
-    await dead.aclose()  # ...and stopped renewing its lease
+    # The lease a SIGKILLed process left behind: nobody renews it, nobody gives it back.
+    await client.zadd(keys.concurrency_slots("m"), {"ghost": time.time() + 0.3})
+    alive = SharedLimits(client, "m", 1, lease_s=0.3)
     started = time.monotonic()
     async with alive.slot(1):
         waited = time.monotonic() - started

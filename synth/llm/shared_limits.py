@@ -11,8 +11,11 @@ per deployment but does not block callers), hence this file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,16 +24,19 @@ import redis.asyncio as aioredis
 
 from synth import keys
 
-ACQUIRE_LEASE = """
+# Grants up to #ids leases (ARGV[3..]) while fewer than ARGV[1] are held; returns how many it granted.
+ACQUIRE_LEASES = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
-  return 1
+local n = math.min(tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1]), #ARGV - 2)
+for i = 1, n do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[i + 2])
 end
-return 0
+if n > 0 then
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+end
+return math.max(n, 0)
 """
 
 # A leaky bucket of capacity `cap` draining at cap/period per second: admit `need` if it fits, else return
@@ -61,13 +67,20 @@ end
 return 0
 """
 
-POLL_MIN_S, POLL_MAX_S = 0.005, 0.05
+POLL_S = 0.01  # while calls wait for a lease held elsewhere: one Redis round trip per process per poll
+BUCKET_JITTER_S = 0.005
 LEASE_S = 15.0  # a SIGKILLed holder's slots come back this fast; live holders renew every third of it
 RATE_PERIOD_S = 60.0
 
 
 class SharedLimits:
-    """Global ceilings for one model: at most `concurrency` calls in flight and `rpm`/`tpm` per minute."""
+    """Global ceilings for one model: at most `concurrency` calls in flight and `rpm`/`tpm` per minute.
+
+    One manager task per process speaks to Redis for all the process's calls: it takes leases for the calls
+    waiting, in one round trip, hands a finished call's lease straight to the next waiting call, gives back
+    leases nobody here waits for, and renews the rest. Per-call polling instead cost a third of the
+    throughput at 64 calls in flight (measured with bench/distributed.py).
+    """
 
     def __init__(
         self,
@@ -84,56 +97,111 @@ class SharedLimits:
         self.concurrency = concurrency
         self.rpm, self.tpm = rpm, tpm
         self.lease_s = lease_s
-        self._acquire = client.register_script(ACQUIRE_LEASE)
+        self._slots = keys.concurrency_slots(model)
+        self._acquire = client.register_script(ACQUIRE_LEASES)
         self._take = client.register_script(TAKE_FROM_BUCKET)
         self._renew = client.register_script(RENEW_LEASES)
-        self._held: set[str] = set()
-        self._renewer: asyncio.Task[None] | None = None
+        self._idle: list[str] = []
+        self._busy: set[str] = set()
+        self._waiters: deque[asyncio.Future[str]] = deque()
+        self._manager: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[None]:
-        """Waits for the rate buckets and a concurrency lease; releases the lease on exit."""
+        """Waits for the rate buckets and a concurrency lease; gives the lease back on exit."""
         if self.rpm:
             await self._wait_bucket("rpm", self.rpm, 1)
         if self.tpm:
             await self._wait_bucket("tpm", self.tpm, min(tokens, self.tpm))
-        lease = uuid.uuid4().hex
-        slots = keys.concurrency_slots(self.model)
-        # Polling, not an Event: the state is in Redis, shared with other processes that cannot signal us.
-        while not await self._call(self._acquire, [slots], [self.concurrency, self.lease_s, lease]):  # noqa: ASYNC110
-            await asyncio.sleep(random.uniform(POLL_MIN_S, POLL_MAX_S))
-        self._held.add(lease)
-        self._keep_renewing()
+        lease = await self._take_lease()
         try:
             yield
         finally:
-            self._held.discard(lease)
-            await self.client.zrem(slots, lease)
+            self._give_back(lease)
 
-    def _keep_renewing(self) -> None:
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew_while_held())
+    async def _take_lease(self) -> str:
+        if self._idle and not self._waiters:
+            lease = self._idle.pop()
+            self._busy.add(lease)
+            return lease
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._poke()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.done() and not waiter.cancelled():
+                self._give_back(waiter.result())  # handed a lease just as we were cancelled: pass it on
+            raise
 
-    async def _renew_while_held(self) -> None:
-        """Extends every lease this process holds, so a call may outlast the lease while a dead holder's may not."""
-        slots = keys.concurrency_slots(self.model)
-        while self._held:
-            await asyncio.sleep(self.lease_s / 3)
-            if self._held:
-                await self._call(self._renew, [slots], [self.lease_s, *self._held])
+    def _give_back(self, lease: str) -> None:
+        self._busy.discard(lease)
+        self._hand(lease)
+
+    def _hand(self, lease: str) -> None:
+        """To the next call still waiting, else idle (the manager returns idle leases to Redis)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._busy.add(lease)
+                waiter.set_result(lease)
+                return
+        self._idle.append(lease)
+        self._poke()
+
+    def _poke(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._manager is None or self._manager.done():
+            self._manager = asyncio.create_task(self._manage())
+
+    async def _manage(self) -> None:
+        assert self._wake is not None
+        renewed_at = time.monotonic()
+        while self._waiters or self._idle or self._busy:
+            self._wake.clear()
+            if self._waiters:
+                await self._top_up()
+            if self._idle and not self._waiters:
+                surplus, self._idle = self._idle, []
+                await self.client.zrem(self._slots, *surplus)
+            if time.monotonic() - renewed_at >= self.lease_s / 3 and self._busy:
+                await self._call(self._renew, [self._slots], [self.lease_s, *self._busy])
+                renewed_at = time.monotonic()
+            timeout = POLL_S if self._waiters else self.lease_s / 3
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _top_up(self) -> None:
+        wanted = [uuid.uuid4().hex for _ in range(len(self._waiters))]
+        granted = await self._call(self._acquire, [self._slots], [self.concurrency, self.lease_s, *wanted])
+        for lease in wanted[:granted]:
+            self._hand(lease)
 
     async def aclose(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
+        """Stops the manager and gives back every lease this process holds."""
+        if self._manager is not None:
+            self._manager.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._manager
+        held = [*self._idle, *self._busy]
+        self._idle, self._busy = [], set()
+        if held:
+            await self.client.zrem(self._slots, *held)
 
     async def _wait_bucket(self, kind: str, capacity: int, need: int) -> None:
         bucket = keys.rate_bucket(self.model, kind)
+        # Polling, not an Event: the bucket is in Redis, shared with processes that cannot signal us.
         while wait_ms := await self._call(self._take, [bucket], [capacity, RATE_PERIOD_S, need]):  # noqa: ASYNC110
-            await asyncio.sleep(int(wait_ms) / 1000 + random.uniform(0, POLL_MIN_S))
+            await asyncio.sleep(int(wait_ms) / 1000 + random.uniform(0, BUCKET_JITTER_S))
 
     async def _call(self, script: Any, script_keys: list[str], args: list[Any]) -> int:
         return int(await script(keys=script_keys, args=args))
 
     async def in_flight(self) -> int:
-        """Leases held now (expired ones included until the next acquire sweeps them)."""
-        return int(await self.client.zcard(keys.concurrency_slots(self.model)))
+        """Leases held now, by every process (expired ones included until the next acquire sweeps them)."""
+        return int(await self.client.zcard(self._slots))

@@ -1,0 +1,160 @@
+"""The distributed executor against the local one, on the mock OpenAI server, as ratios measured in one run.
+
+1. Throughput: the same N=2000, L=200 ms workload, local `synth run` vs 2 generate workers + 1 verify worker at
+   equal total concurrency (the spec's `concurrency`, which workers share through Redis).
+2. Queue overhead per batch: L=0, small batches through both queues, wall time per batch.
+3. Recovery: a whole generate worker (main + horse) SIGKILLed mid-batch, a fresh one started; seconds until
+   the killed batch is written.
+
+Usage: python bench/distributed.py [--items 2000] [--latency 0.2] [--concurrency 64] [--batch-size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+from common import bench_spec, env_for_bench, measure_run, mock_server
+from rq import Worker
+
+from synth import keys
+from synth.plan import prepare
+from synth.queue import QueuedJob, submit
+from synth.specfile import load_spec
+from synth.testing.cluster import Cluster, RedisServer, kill_tree
+
+
+def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> tuple[float, dict[str, Any]]:
+    """Wall time from submit to the last batch written, with workers already started (as in a deployment)."""
+    with running_cluster(tmp, generate_workers) as (conn, _):
+        job = submit_spec(conn, spec, tmp)
+        started = time.perf_counter()
+        wait_all_done(conn, job)
+        wall = time.perf_counter() - started
+    return wall, json.loads((job.out / "manifest.json").read_text())["totals"]
+
+
+class running_cluster:  # noqa: N801 (a context manager named for what it gives)
+    def __init__(self, tmp: Path, generate_workers: int) -> None:
+        self.server = RedisServer(tmp / "redis")
+        self.cluster = Cluster(self.server, tmp, maintenance_interval_s=5)
+        self.generate_workers = generate_workers
+
+    def __enter__(self) -> tuple[redis.Redis, Cluster]:
+        self.server.start()
+        for _ in range(self.generate_workers):
+            self.cluster.start_worker("generate")
+        self.cluster.start_worker("verify")
+        self.cluster.wait_idle_workers(self.generate_workers + 1)
+        return redis.Redis.from_url(self.server.url), self.cluster
+
+    def __exit__(self, *exc: object) -> None:
+        self.cluster.stop_workers()
+        self.server.stop()
+
+
+def submit_spec(conn: redis.Redis, spec: dict[str, Any], tmp: Path) -> QueuedJob:
+    path = tmp / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    job, _ = submit(conn, prepare(load_spec(path)), tmp / "out")
+    return job
+
+
+def wait_all_done(conn: redis.Redis, job: QueuedJob, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while conn.hlen(keys.job_done(job.job_id)) < job.total_batches:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the distributed run did not finish")
+        time.sleep(0.01)
+
+
+def throughput(items: int, latency: float, concurrency: int, batch_size: int) -> dict[str, Any]:
+    with mock_server(latency) as api_base:
+        spec = bench_spec(api_base, items, concurrency, batch_size)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = measure_run(spec, Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, totals = distributed_run(spec, Path(tmp), generate_workers=2)
+    ideal = items * latency / concurrency
+    return {
+        "scenario": f"throughput N={items} L={latency}s C={concurrency} batch={batch_size}",
+        "local_wall_s": round(local.wall_s, 2),
+        "distributed_wall_s": round(wall, 2),
+        "local_vs_ideal": round(ideal / local.wall_s, 3),
+        "distributed_vs_ideal": round(ideal / wall, 3),
+        "distributed_vs_local": round(local.wall_s / wall, 3),
+        "lost": items - totals["items"],
+        "failed": totals["failed"],
+    }
+
+
+def queue_overhead(batches: int = 200, batch_size: int = 8) -> dict[str, Any]:
+    with mock_server(0.0) as api_base, tempfile.TemporaryDirectory() as tmp:
+        spec = bench_spec(api_base, batches * batch_size, 64, batch_size)
+        wall, totals = distributed_run(spec, Path(tmp), generate_workers=1)
+    return {
+        "scenario": f"queue overhead, L=0, {batches} batches of {batch_size}, 1 generate + 1 verify worker",
+        "wall_s": round(wall, 2),
+        "ms_per_batch": round(1000 * wall / batches, 1),
+        "lost": batches * batch_size - totals["items"],
+    }
+
+
+def recovery(latency: float) -> dict[str, Any]:
+    with mock_server(latency) as api_base, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        spec = bench_spec(api_base, 600, 16, 16)
+        with running_cluster(tmp, generate_workers=2) as (conn, cluster):
+            job = submit_spec(conn, spec, tmp)
+            victim, batch_id = busy_generate_worker(conn, cluster)
+            killed_at = time.perf_counter()
+            kill_tree(victim, signal.SIGKILL)
+            cluster.start_worker("generate")
+            while not conn.hexists(keys.job_done(job.job_id), batch_id):
+                time.sleep(0.05)
+            recovered_s = time.perf_counter() - killed_at
+            wait_all_done(conn, job)
+        totals = json.loads((job.out / "manifest.json").read_text())["totals"]
+    return {
+        "scenario": "recovery after SIGKILL of a whole generate worker mid-batch",
+        "seconds_until_the_killed_batch_is_written": round(recovered_s, 1),
+        "lost": 600 - totals["items"],
+        "failed": totals["failed"],
+    }
+
+
+def busy_generate_worker(conn: redis.Redis, cluster: Cluster) -> tuple[int, str]:
+    """A generate worker's pid and the batch it is running right now."""
+    while True:
+        for worker in Worker.all(connection=conn):
+            job_id = worker.get_current_job_id()
+            if worker.name.startswith("generate") and job_id:
+                index = int(worker.name.split("-")[1])
+                return cluster.workers[index].pid, job_id.rsplit("-", 1)[1]
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--skip-recovery", action="store_true", help="Recovery waits out RQ's heartbeat (~75 s).")
+    args = parser.parse_args()
+    env_for_bench()
+    print(json.dumps(throughput(args.items, args.latency, args.concurrency, args.batch_size)), flush=True)
+    print(json.dumps(queue_overhead()), flush=True)
+    if not args.skip_recovery:
+        print(json.dumps(recovery(args.latency)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
