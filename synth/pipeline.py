@@ -13,7 +13,7 @@ from synth.errors import ModelError, ParseError, VerifierError
 from synth.expand import BatchRef, WorkItem
 from synth.ids import canonical_json, sha256_text
 from synth.llm import Completion, LLMClient, token_counter
-from synth.plan import PreparedJob
+from synth.plan import PreparedJob, template_variables
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.specs import JobSpec
@@ -84,7 +84,7 @@ async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
 
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:
     template = ctx.templates[item.template]
-    messages = template.render({**item.vars, **ctx.task.template_vars()})
+    messages = template.render(template_variables(item.vars, ctx.task, ctx.json_mode))
     try:
         completion = await ctx.llm.complete(messages, item.seed, ctx.json_mode)
     except ModelError as exc:
@@ -110,7 +110,8 @@ def _records(
 ) -> list[Record]:
     try:
         screen_output(completion.text, completion.finish_reason, messages)
-        samples = ctx.task.parse(completion.text, completion.finish_reason)
+        parsed = ctx.task.parse(completion.text, completion.finish_reason)
+        samples = [ctx.task.finish_sample(sample, item.vars) for sample in parsed]
     except ParseError as exc:
         verdict = Verdict(
             verifier="parse", version=ctx.task.version, passed=False, reason=exc.reason, details={"error": str(exc)}

@@ -3,7 +3,7 @@ every (topic, template) pair; and the dry-run report of `synth plan`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,12 @@ class PreparedJob:
 
     def render(self, leaf: Leaf, index: int) -> list[dict[str, str]]:
         item = work_item(self.spec, self.template_shas, leaf, index)
-        return self.templates[item.template].render({**item.vars, **self.task.template_vars()})
+        return self.templates[item.template].render(template_variables(item.vars, self.task, self.json_mode))
+
+
+def template_variables(item_vars: Mapping[str, Any], task: Task, json_mode: bool) -> dict[str, Any]:
+    """What a template sees: the item's variables, the task's own, and whether the call asks for JSON."""
+    return {**item_vars, **task.template_vars(), "json_mode": json_mode}
 
 
 def prepare(loaded: LoadedSpec) -> PreparedJob:

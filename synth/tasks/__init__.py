@@ -6,9 +6,10 @@ from typing import Any
 
 from synth.errors import UserError
 from synth.tasks.base import Task, TaskOptions
+from synth.tasks.code import CodeTask
 from synth.tasks.instructions import InstructionsTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask, CodeTask)}
 
 
 def task_class(name: str) -> type[Task]:

@@ -38,6 +38,10 @@ class Task:
         """Variables this task adds to every template (for example how many samples to ask for)."""
         return {}
 
+    def finish_sample(self, sample: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+        """A parsed sample completed from its work item's variables (e.g. a topic's difficulty). Default: as is."""
+        return sample
+
     def response_schema(self) -> dict[str, Any]:
         return self.Sample.model_json_schema()
 
