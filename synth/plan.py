@@ -16,6 +16,7 @@ from synth.prompts import PromptLibrary, Template
 from synth.specfile import LoadedSpec, Path_
 from synth.specs import JobSpec
 from synth.tasks import Task, build_task
+from synth.topiccache import grow_spec_topics
 from synth.verify import VerifierOptions, parse_options
 
 
@@ -63,13 +64,29 @@ def prepare(loaded: LoadedSpec) -> PreparedJob:
     assert task is not None
     library = PromptLibrary.for_spec_dir(loaded.base_dir)
     templates = {name: library.get(name) for name in spec.templates}
-    prepared = PreparedJob(spec, task, templates, verifier_options, leaves(spec))
+    prepared = PreparedJob(spec, task, templates, verifier_options, _leaves_or_stand_in(spec))
+    _dry_render(prepared)
+    if spec.expansion is not None:  # the only model calls before a run, once every check above has passed
+        grown = grow_spec_topics(spec, library)
+        prepared = PreparedJob(grown, task, templates, verifier_options, leaves(grown))
+        _dry_render(prepared)
+    return prepared
+
+
+def _leaves_or_stand_in(spec: JobSpec) -> list[Leaf]:
+    """The spec's leaves; for `topics.expand`, one leaf as deep as the grown ones will be, to render against."""
+    if spec.expansion is None:
+        return leaves(spec)
+    path = (spec.expansion.root, *["subtopic"] * spec.expansion.depth)
+    return [Leaf(path, spec.expansion.quota, None, dict(spec.vars))]
+
+
+def _dry_render(prepared: PreparedJob) -> None:
     for leaf, index in _one_item_per_template(prepared):
         try:
             prepared.render(leaf, index)
         except TemplateError as exc:
             raise TemplateError(f"{exc} (topic {leaf.category})") from None
-    return prepared
 
 
 def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:

@@ -216,11 +216,11 @@ def test_samples_per_call_out_of_range_is_rejected(count):
 def test_unknown_task_is_a_user_error_listing_known_tasks():
     with pytest.raises(UserError) as caught:
         task_class("poems")
-    assert str(caught.value) == "unknown task 'poems'; known tasks: instructions"
+    assert str(caught.value) == "unknown task 'poems'; known tasks: code, instructions"
 
 
 def test_instructions_task_is_registered_by_name():
-    assert sorted(TASKS) == ["instructions"]
+    assert sorted(TASKS) == ["code", "instructions"]
     assert task_class("instructions") is InstructionsTask
     assert InstructionsTask.text_fields == ("instruction", "input", "output")
 

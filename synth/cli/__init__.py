@@ -19,6 +19,7 @@ from rich.panel import Panel
 from synth import __version__
 from synth.cli.display import LiveProgress, plan_tables, summary_table
 from synth.cli.serve import serve_model
+from synth.cli.topics import topics
 from synth.errors import ModelError, SynthError, UserError
 from synth.plan import PreparedJob, plan_report, prepare
 from synth.specfile import load_spec
@@ -165,3 +166,4 @@ def status(out: Path) -> None:
 
 
 main.add_command(serve_model)
+main.add_command(topics)
