@@ -314,3 +314,9 @@ async def test_run_local_stores_problems_and_rejects_broken_ones(code_spec, tmp_
     assert rows["graphs", 0, "accepted"]["sample"] == {**EXPECTED, "difficulty": "hard", "problem": "Add two ints."}
     assert rows["graphs", 0, "rejected"]["reason"] == "tests_missing"
     assert rows["graphs", 0, "rejected"]["raw_output"] == BROKEN_TESTS
+
+
+def test_example_spec_prepares_without_a_model():
+    prepared = prepare(load_spec(Path(__file__).parent.parent / "configs" / "code.yaml"))
+    assert prepared.total_items == 100
+    assert isinstance(prepared.task, CodeTask)

@@ -426,3 +426,13 @@ def test_run_with_an_expanded_spec_generates_every_leaf_and_resumes_without_grow
     again = run_cli(expand_spec, tmp_path / "out")
     assert again.exit_code == 0, again.output
     assert mock_llm.state.calls == []
+
+
+def test_example_spec_grows_its_tree(mock_llm):
+    home = ["Baking", "Soups", "Sauces", "Grilling"]
+    mock_llm.when_prompt_contains('subtopics of "Home cooking"', Behaviour(content=json.dumps(home)))
+    mock_llm.when_prompt_contains("subtopics of", Behaviour(content='["One", "Two", "Three", "Four"]'))
+    example = Path(__file__).parent.parent / "configs" / "topics-expand.yaml"
+    prepared = prepare(load_spec(example, ["model=openai/mock-model", f"api_base={mock_llm.url}"]))
+    assert prepared.total_items == 80
+    assert len(mock_llm.state.calls) == 5
