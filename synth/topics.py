@@ -71,10 +71,12 @@ async def grow_tree(spec: JobSpec, template: Template, settings: TopicExpansionS
     """
     grown = GrownTree({settings.root: {}})
     llm = LLMClient(spec)
+    json_mode = wants_json(spec)
     try:
         level: Frontier = [((settings.root,), grown.tree[settings.root])]
         for _ in range(settings.depth):
-            answers = await asyncio.gather(*(_subtopics(llm, template, spec, settings, path) for path, _ in level))
+            asks = (_subtopics(llm, template, settings, path, json_mode) for path, _ in level)
+            answers = await asyncio.gather(*asks)
             grown.calls += len(level)
             level = _attach(level, answers, grown)
     finally:
@@ -95,7 +97,7 @@ def _attach(level: Frontier, answers: Sequence[list[str]], grown: GrownTree) -> 
 
 
 async def _subtopics(
-    llm: LLMClient, template: Template, spec: JobSpec, settings: TopicExpansionSettings, path: tuple[str, ...]
+    llm: LLMClient, template: Template, settings: TopicExpansionSettings, path: tuple[str, ...], json_mode: bool
 ) -> list[str]:
     variables = {
         "root": settings.root,
@@ -103,11 +105,11 @@ async def _subtopics(
         "path": list(path),
         "category": "/".join(path),
         "degree": settings.degree,
-        "json_mode": wants_json(spec),
+        "json_mode": json_mode,
     }
     messages = template.render(variables)
-    seed = derive_seed(spec.params.seed, EXPAND_KEY, path)
-    completion = await llm.complete(messages, seed, wants_json(spec))
+    seed = derive_seed(llm.params.seed, EXPAND_KEY, path)
+    completion = await llm.complete(messages, seed, json_mode)
     return clean_names(parse_names(completion.text), parent=path[-1], limit=settings.degree)
 
 

@@ -320,3 +320,15 @@ def test_example_spec_prepares_without_a_model():
     prepared = prepare(load_spec(Path(__file__).parent.parent / "configs" / "code.yaml"))
     assert prepared.total_items == 100
     assert isinstance(prepared.task, CodeTask)
+
+
+def test_comment_lines_inside_code_are_not_headings():
+    tests = "# Tests\n## Solution\nassert add(1, 2) == 3"
+    (sample,) = task().parse(fenced(problem="Add.\n```python\n# Problem\nadd(1, 2)\n```", tests=tests))
+    assert sample["problem"] == "Add.\n```python\n# Problem\nadd(1, 2)\n```"
+    assert sample["tests"] == tests
+
+
+def test_language_is_read_case_blind():
+    (sample,) = task().parse(as_json(language="Python"))
+    assert sample["language"] == "python"

@@ -436,3 +436,9 @@ def test_example_spec_grows_its_tree(mock_llm):
     prepared = prepare(load_spec(example, ["model=openai/mock-model", f"api_base={mock_llm.url}"]))
     assert prepared.total_items == 80
     assert len(mock_llm.state.calls) == 5
+
+
+async def test_prepare_grows_the_tree_from_inside_a_running_loop(expand_spec, mock_llm):
+    answer_tree(mock_llm)  # as the REST API would call prepare: the growth runs on a loop of its own
+    prepared = prepare(load_spec(expand_spec))
+    assert prepared.total_items == 18

@@ -95,15 +95,10 @@ class CodeTask(Task):
 
     def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
         fields = parse_sections(text, finish_reason) if HEADING.search(text) else _json_fields(text, finish_reason)
-        fields = {**fields, "difficulty": self.code_options.difficulty}
-        if fields.get("language", self.code_options.language) != self.code_options.language:
+        language = self.code_options.language
+        if str(fields.get("language", language)).lower() != language:
             raise ParseError("schema_error", f"language: {fields['language']!r}, not the task's", text)
-        try:
-            sample = CodeSample.model_validate(fields)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(root)"
-            raise ParseError("schema_error", f"{where}: {first['msg']}", text) from None
+        sample = _validate({**fields, "language": language, "difficulty": self.code_options.difficulty}, text)
         checked = check_python(sample.entry_point, sample.signature, sample.solution, sample.tests, text)
         update = {
             "entry_point": checked.entry_point,
@@ -112,6 +107,15 @@ class CodeTask(Task):
             "test_functions": checked.test_functions,
         }
         return [sample.model_copy(update=update).model_dump()]
+
+
+def _validate(fields: dict[str, Any], raw: str) -> CodeSample:
+    try:
+        return CodeSample.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
 
 
 def _json_fields(text: str, finish_reason: str | None) -> dict[str, Any]:
@@ -124,13 +128,9 @@ def _json_fields(text: str, finish_reason: str | None) -> dict[str, Any]:
 def parse_sections(text: str, finish_reason: str | None) -> dict[str, str]:
     """Fields from `### Problem` / `### Signature` / `### Solution` / `### Tests` sections; the first of each wins.
     Code sections need a closed ``` block; one left open at max_tokens is `truncated`."""
-    headings = list(HEADING.finditer(text))
     fields: dict[str, str] = {}
-    for heading, following in zip(headings, [*headings[1:], None], strict=True):
-        label = heading.group(1).lower()
-        name = SECTION_FIELD.get(label, label)
-        body = text[heading.end() : following.start() if following else len(text)].strip()
-        fields.setdefault(name, body)
+    for label, body in _sections(text):
+        fields.setdefault(SECTION_FIELD.get(label, label), body)
     if finish_reason == "length" and not {"solution", "tests"} <= fields.keys():
         raise ParseError("truncated", "output cut off at max_tokens before the solution and tests", text)
     for name in ("signature", "solution", "tests"):
@@ -139,6 +139,20 @@ def parse_sections(text: str, finish_reason: str | None) -> dict[str, str]:
     if "entry_point" in fields:
         fields["entry_point"] = fields["entry_point"].strip("`").strip()
     return fields
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """(heading, body) pairs. A line inside a ``` block is never a heading: `# Tests` there is a Python comment."""
+    sections: list[tuple[str, list[str]]] = []
+    in_code = False
+    for line in text.splitlines():
+        in_code ^= line.lstrip().startswith("```")
+        heading = None if in_code else HEADING.match(line)
+        if heading:
+            sections.append((heading.group(1).lower(), []))
+        elif sections:
+            sections[-1][1].append(line)
+    return [(label, "\n".join(lines).strip()) for label, lines in sections]
 
 
 def _code_block(body: str, name: str, required: bool, finish_reason: str | None, raw: str) -> str:
