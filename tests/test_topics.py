@@ -442,3 +442,15 @@ async def test_prepare_grows_the_tree_from_inside_a_running_loop(expand_spec, mo
     answer_tree(mock_llm)  # as the REST API would call prepare: the growth runs on a loop of its own
     prepared = prepare(load_spec(expand_spec))
     assert prepared.total_items == 18
+
+
+def test_cli_keeps_an_existing_file_unless_forced(mock_llm, tmp_path):
+    answer_tree(mock_llm)
+    out = tmp_path / "topics.yaml"
+    out.write_text("# my edits\n")
+    refused = expand_cli(mock_llm, out)
+    assert refused.exit_code == 2
+    assert f"error: {out} exists (edits in it would be lost); pass --force to overwrite it" in refused.output
+    assert (out.read_text(), mock_llm.state.calls) == ("# my edits\n", [])
+    assert expand_cli(mock_llm, out, "--force").exit_code == 0
+    assert "Cooking" in yaml.safe_load(out.read_text())

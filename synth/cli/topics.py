@@ -40,6 +40,7 @@ def topics() -> None:
 @click.option("--model", help="Any litellm model string (default: SYNTH_MODEL).")
 @click.option("--seed", type=click.IntRange(0), help="Base seed of the calls (default 0).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="e.g. --set api_base=http://…/v1")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def expand(
     root: str,
     depth: int,
@@ -49,8 +50,11 @@ def expand(
     model: str | None,
     seed: int | None,
     overrides: tuple[str, ...],
+    force: bool,
 ) -> None:
     """Ask a model for DEGREE subtopics of ROOT, then of each of those, DEPTH levels deep; write the tree to OUT."""
+    if out.exists() and not force:
+        _fail(f"error: {out} exists (edits in it would be lost); pass --force to overwrite it", EXIT_USER_ERROR)
     try:
         settings = _settings(root, depth, degree, quota)
         spec = client_spec(model, seed, overrides)
