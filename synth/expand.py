@@ -1,4 +1,7 @@
-"""Topic tree × templates × quotas → batches of work items with deterministic ids. Pure: no I/O."""
+"""Topic tree × templates × quotas → batches of work items with deterministic ids. Pure: no I/O.
+
+Leaves with `inputs` (sourced leaves) get their items from their inputs instead: see `synth.sourcing`.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +12,31 @@ from fractions import Fraction
 from typing import Any
 
 from synth.ids import derive_seed, stable_hash
-from synth.specs import JobSpec, TopicNode
+from synth.specs import InputRef, JobSpec, TopicNode
 
 
 @dataclass(frozen=True)
 class Leaf:
-    """A category to fill: its path, how many items, and the variables its templates see."""
+    """A category to fill: its path, how many items, and the variables its templates see.
+
+    A sourced leaf has `inputs` (an InputRef as a plain mapping, so a Leaf stays JSON-friendly); its quota is
+    its count of units once `synth.plan.prepare` has counted them (0 before), and `max_units` the spec's cap.
+    """
 
     path: tuple[str, ...]
     quota: int
     description: str | None
     vars: Mapping[str, Any]
+    inputs: Mapping[str, Any] | None = None
+    max_units: int | None = None
 
     @property
     def category(self) -> str:
         return "/".join(self.path)
+
+    @property
+    def input_ref(self) -> InputRef | None:
+        return None if self.inputs is None else InputRef.model_validate(self.inputs)
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,8 @@ class WorkItem:
     seed: int
     vars: Mapping[str, Any]
     parent_ids: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+    """Lineage extras of a sourced item: input path and line, document sha256, chunk offsets, ..."""
 
 
 @dataclass(frozen=True)
@@ -57,16 +72,31 @@ class BatchRef:
 
 def leaves(spec: JobSpec) -> list[Leaf]:
     """Every leaf of the topic tree, in spec order, with weights turned into quotas."""
-    found: list[tuple[tuple[str, ...], TopicNode, dict[str, Any], str | None]] = []
+    found: list[_Found] = []
     for name, node in spec.topic_roots().items():
-        _walk((name,), node, dict(spec.vars), None, found)
+        _walk((name,), node, dict(spec.vars), None, spec.inputs, found)
     # JobSpec guarantees a total wherever a leaf has no quota; a leaf with neither quota nor weight weighs 1.
-    weights = {path: node.weight or 1.0 for path, node, _, _ in found if node.quota is None}
+    weights = {f.path: f.node.weight or 1.0 for f in found if f.node.quota is None and f.inputs is None}
     shares = apportion(spec.total or 0, weights)
-    return [
-        Leaf(path, node.quota if node.quota is not None else shares[path], description, variables)
-        for path, node, variables, description in found
-    ]
+    return [_leaf(f, shares) for f in found]
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: tuple[str, ...]
+    node: TopicNode
+    vars: dict[str, Any]
+    description: str | None
+    inputs: InputRef | None
+
+
+def _leaf(found: _Found, shares: Mapping[tuple[str, ...], int]) -> Leaf:
+    node = found.node
+    if found.inputs is not None:
+        inputs = found.inputs.model_dump(mode="json")
+        return Leaf(found.path, 0, found.description, found.vars, inputs, node.quota)
+    quota = node.quota if node.quota is not None else shares[found.path]
+    return Leaf(found.path, quota, found.description, found.vars)
 
 
 def _walk(
@@ -74,15 +104,17 @@ def _walk(
     node: TopicNode,
     inherited: dict[str, Any],
     description: str | None,
-    out: list[tuple[tuple[str, ...], TopicNode, dict[str, Any], str | None]],
+    inputs: InputRef | None,
+    out: list[_Found],
 ) -> None:
     variables = {**inherited, **node.vars}
     description = node.description or description
+    inputs = node.inputs or inputs
     children = node.children()
     if not children:
-        out.append((path, node, variables, description))
+        out.append(_Found(path, node, variables, description, inputs))
     for name, child in children.items():
-        _walk((*path, name), child, variables, description, out)
+        _walk((*path, name), child, variables, description, inputs, out)
 
 
 def apportion(total: int, weights: Mapping[tuple[str, ...], float]) -> dict[tuple[str, ...], int]:
@@ -100,12 +132,22 @@ def apportion(total: int, weights: Mapping[tuple[str, ...], float]) -> dict[tupl
 
 
 def plan_batches(spec: JobSpec, batch_size: int) -> Iterator[BatchRef]:
-    """All batches of the job, lazily; items are built only when a batch is asked for them."""
+    """The batches of every topic leaf, lazily; items are built only when a batch is asked for them.
+
+    Sourced leaves have no batches here (their units come from files): `synth.sourcing.iter_batches` serves both.
+    """
     for leaf in leaves(spec):
-        for start in range(0, leaf.quota, batch_size):
-            stop = min(start + batch_size, leaf.quota)
-            batch_id = stable_hash(spec.spec_id, leaf.path, start // batch_size, batch_size)
-            yield BatchRef(batch_id, leaf, start, stop)
+        yield from leaf_batches(spec, leaf, batch_size)
+
+
+def leaf_batches(spec: JobSpec, leaf: Leaf, batch_size: int) -> Iterator[BatchRef]:
+    for start in range(0, leaf.quota, batch_size):
+        stop = min(start + batch_size, leaf.quota)
+        yield BatchRef(batch_id_for(spec, leaf, start // batch_size, batch_size), leaf, start, stop)
+
+
+def batch_id_for(spec: JobSpec, leaf: Leaf, number: int, batch_size: int) -> str:
+    return stable_hash(spec.spec_id, leaf.path, number, batch_size)
 
 
 def with_items(spec: JobSpec, template_shas: Mapping[str, str], batch: BatchRef) -> BatchRef:
@@ -118,7 +160,13 @@ def work_item(spec: JobSpec, template_shas: Mapping[str, str], leaf: Leaf, index
     template = spec.templates[index % len(spec.templates)]
     sha = template_shas[template]
     seed = derive_seed(spec.params.seed, leaf.path, template, index)
-    variables = {
+    item_id = stable_hash(spec.spec_id, leaf.path, template, sha, index)
+    return WorkItem(item_id, spec.task.name, template, sha, leaf.path, index, seed, item_vars(leaf, index, seed))
+
+
+def item_vars(leaf: Leaf, index: int, seed: int) -> dict[str, Any]:
+    """What every template of a leaf sees: its vars, where it sits in the tree, and the item's number and seed."""
+    return {
         **leaf.vars,
         "topic": leaf.path[-1],
         "category": leaf.category,
@@ -127,9 +175,8 @@ def work_item(spec: JobSpec, template_shas: Mapping[str, str], leaf: Leaf, index
         "index": index,
         "seed": seed,
     }
-    item_id = stable_hash(spec.spec_id, leaf.path, template, sha, index)
-    return WorkItem(item_id, spec.task.name, template, sha, leaf.path, index, seed, variables)
 
 
 def count_items(spec: JobSpec) -> int:
+    """Items of the topic leaves; sourced leaves are counted by `synth.plan.prepare` (it reads their inputs)."""
     return sum(leaf.quota for leaf in leaves(spec))

@@ -11,15 +11,14 @@ from typing import Any
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.expand import BatchRef, WorkItem
-from synth.ids import canonical_json, sha256_text
-from synth.llm import Completion, LLMClient, token_counter
-from synth.plan import PreparedJob, template_variables
+from synth.llm import LLMClient, token_counter
+from synth.plan import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.specs import JobSpec
 from synth.store import RunStore
 from synth.tasks import Task
-from synth.tasks.base import screen_output
+from synth.tasks.base import Generation, Rejected, screen_output
 from synth.verify import ClaimIndex, Verifier, VerifierContext, build, run_chain
 
 logger = logging.getLogger(__name__)
@@ -47,46 +46,95 @@ class JobContext:
         cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
     ) -> JobContext:
         """The context both executors build: verifiers get the run's shared claims and the model's tokenizer."""
-        model = prepared.spec.model
-        verifier_context = VerifierContext(
-            claims=claims,
-            count_tokens=lambda text: token_counter(model)(text),
-            text_fields=prepared.task.text_fields,
-        )
         return cls(
             spec=prepared.spec,
             task=prepared.task,
             templates=prepared.templates,
             llm=llm,
-            verifiers=[build(name, opts.model_dump(), verifier_context) for name, opts in prepared.verifier_options],
+            verifiers=build_verifiers(prepared, claims),
             store=store,
             run_id=run_id,
             job_id=job_id,
             json_mode=prepared.json_mode,
         )
 
+    @property
+    def verification(self) -> Verification:
+        return Verification(self.verifiers, self.store, self.job_id, self.spec.verifier_fingerprint)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the verify stage needs: a distributed verify worker builds only this, never a model client."""
+
+    verifiers: Sequence[Verifier]
+    store: RunStore
+    job_id: str
+    fingerprint: str
+
+
+@dataclass
+class GeneratedBatch:
+    """A batch between the stages: records before the verifier chain, failed items, and the calls' usage."""
+
+    records: list[Record]
+    failed: list[FailedItem]
+    usage: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": [r.model_dump(mode="json") for r in self.records],
+            "failed": [f.model_dump(mode="json") for f in self.failed],
+            "usage": self.usage,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GeneratedBatch:
+        records = [Record.model_validate(r) for r in data["records"]]
+        failed = [FailedItem.model_validate(f) for f in data["failed"]]
+        return cls(records, failed, data["usage"])
+
+
+def build_verifiers(prepared: PreparedJob, claims: ClaimIndex) -> list[Verifier]:
+    model = prepared.spec.model
+    context = VerifierContext(
+        claims=claims,
+        count_tokens=lambda text: token_counter(model)(text),
+        text_fields=prepared.task.text_fields,
+    )
+    return [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
+
 
 async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
     """Runs every item of the batch, verifies what parsed, and writes the batch. Returns its marker."""
+    return await verify_batch(batch, await generate_batch(batch, ctx), ctx.verification)
+
+
+async def generate_batch(batch: BatchRef, ctx: JobContext) -> GeneratedBatch:
+    """The generate stage: one model call per item (cached), parsed into records or failed items."""
     outcomes = await asyncio.gather(*(generate_item(item, batch.batch_id, ctx) for item in batch.items))
     records = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
     failed = [outcome for outcome in outcomes if isinstance(outcome, FailedItem)]
+    return GeneratedBatch(records, failed, _usage(outcomes))
+
+
+async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verification) -> dict[str, Any]:
+    """The verify stage: the verifier chain over what parsed, then the batch's shards and marker."""
+    records, failed = generated.records, list(generated.failed)
     try:
-        await run_chain(ctx.verifiers, records)
+        await run_chain(stage.verifiers, records)
     except VerifierError as exc:
         logger.error("verifier failed: batch=%s error=%s", batch.batch_id, exc)
         failed += _fail_all(batch, records, exc)
         records = []
-    usage = _usage(outcomes)
-    write = ctx.store.write_batch
-    return await asyncio.to_thread(write, batch, records, failed, usage, ctx.job_id, ctx.spec.verifier_fingerprint)
+    write = stage.store.write_batch
+    return await asyncio.to_thread(write, batch, records, failed, generated.usage, stage.job_id, stage.fingerprint)
 
 
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:
     template = ctx.templates[item.template]
-    messages = template.render(template_variables(item.vars, ctx.task, ctx.json_mode))
     try:
-        completion = await ctx.llm.complete(messages, item.seed, ctx.json_mode)
+        generation = await ctx.task.generate(item, template, ctx.llm, ctx.json_mode)
     except ModelError as exc:
         if exc.is_fatal:
             raise
@@ -101,48 +149,45 @@ async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemO
         )
     finally:
         ctx.on_item(item)
-    lineage = _lineage(item, batch_id, messages, completion, ctx)
-    return _records(item, completion, messages, lineage, ctx)
+    lineage = _lineage(item, batch_id, generation, ctx)
+    return _records(item, generation, lineage, ctx)
 
 
-def _records(
-    item: WorkItem, completion: Completion, messages: list[dict[str, str]], lineage: Lineage, ctx: JobContext
-) -> list[Record]:
+def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobContext) -> list[Record]:
+    """One record per sample, the task's own rejections included; one rejected record when nothing parsed."""
     try:
-        screen_output(completion.text, completion.finish_reason, messages)
-        parsed = ctx.task.parse(completion.text, completion.finish_reason)
-        samples = [ctx.task.finish_sample(sample, item.vars) for sample in parsed]
+        screen_output(generation.text, generation.finish_reason, generation.messages)
+        parsed = ctx.task.parse_generation(item, generation)
+        samples = [s if isinstance(s, Rejected) else ctx.task.finish_sample(s, item.vars) for s in parsed]
     except ParseError as exc:
-        verdict = Verdict(
-            verifier="parse", version=ctx.task.version, passed=False, reason=exc.reason, details={"error": str(exc)}
-        )
-        return [
-            Record(
-                record_id=record_id_for(item.item_id, 0),
-                status="rejected",
-                reason=exc.reason,
-                task=ctx.task.name,
-                sample={},
-                lineage=lineage,
-                verdicts=[verdict],
-                raw_output=completion.text,
-            )
-        ]
-    return [
-        Record(
-            record_id=record_id_for(item.item_id, index),
-            status="accepted",
-            task=ctx.task.name,
-            sample=sample,
-            lineage=lineage.model_copy(update={"sample_index": index}),
-        )
-        for index, sample in enumerate(samples)
-    ]
+        samples = [Rejected({}, exc.reason, str(exc))]
+    records = []
+    for index, sample in enumerate(samples):
+        sample_lineage = lineage.model_copy(update={"sample_index": index})
+        records.append(_record(record_id_for(item.item_id, index), sample, sample_lineage, ctx, generation.text))
+    return records
 
 
-def _lineage(
-    item: WorkItem, batch_id: str, messages: list[dict[str, str]], completion: Completion, ctx: JobContext
-) -> Lineage:
+def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage, ctx: JobContext, raw: str) -> Record:
+    """An accepted record, or a rejected one that keeps the raw output and says why."""
+    task = ctx.task
+    if not isinstance(sample, Rejected):
+        return Record(record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage)
+    details = {"error": sample.message}
+    verdict = Verdict(verifier="parse", version=task.version, passed=False, reason=sample.reason, details=details)
+    return Record(
+        record_id=record_id,
+        status="rejected",
+        reason=sample.reason,
+        task=task.name,
+        sample=sample.sample,
+        lineage=lineage,
+        verdicts=[verdict],
+        raw_output=raw,
+    )
+
+
+def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobContext) -> Lineage:
     params = ctx.spec.params
     return Lineage(
         run_id=ctx.run_id,
@@ -154,7 +199,7 @@ def _lineage(
         task=item.task,
         template=item.template,
         template_sha256=item.template_sha256,
-        prompt_sha256=sha256_text(canonical_json(messages)),
+        prompt_sha256=generation.prompt_sha256,
         model=ctx.spec.model,
         params={
             "temperature": params.temperature,
@@ -165,12 +210,13 @@ def _lineage(
         seed=item.seed,
         category=list(item.category),
         parent_ids=list(item.parent_ids),
+        source=dict(item.source),
         usage=Usage(
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost_usd=completion.cost_usd,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            cost_usd=generation.cost_usd,
         ),
-        cached=completion.cached,
+        cached=generation.cached,
         synth_version=__version__,
     )
 

@@ -1,34 +1,43 @@
-"""Everything checked before the first LLM call: plugins and their options, templates, a dry render of
-every (topic, template) pair; and the dry-run report of `synth plan`."""
+"""Everything checked before the first LLM call: plugins and their options, templates, inputs, a dry render of
+every (topic, template) pair, then the growing of `topics.expand`; and the dry-run report of `synth plan`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
 from synth.expand import Leaf, leaves, work_item
+from synth.ids import stable_hash
 from synth.llm.pricing import Pricing, model_info
 from synth.prompts import PromptLibrary, Template
+from synth.sourcing import SourceSummary, sourced_item, summarize
 from synth.specfile import LoadedSpec, Path_
 from synth.specs import JobSpec
-from synth.tasks import Task, build_task
-from synth.topiccache import grow_spec_topics
+from synth.tasks import TASKS, Task, build_task
+from synth.topiccache import grow_spec_topics, stand_in_spec
 from synth.verify import VerifierOptions, parse_options
 
 
 @dataclass(frozen=True)
 class PreparedJob:
-    """A spec that passed every check, with its task, templates and validated verifier options."""
+    """A spec that passed every check, with its task, templates and validated verifier options.
+
+    Sourced leaves (topics with `inputs`) are counted here: their `quota` is their number of units, and
+    `sources` holds what one pass over each found (keyed by leaf path). `base_dir` resolves input paths.
+    """
 
     spec: JobSpec
     task: Task
     templates: dict[str, Template]
     verifier_options: list[tuple[str, VerifierOptions]]
     leaves: list[Leaf]
+    base_dir: Path = field(default_factory=Path.cwd)
+    sources: dict[tuple[str, ...], SourceSummary] = field(default_factory=dict)
 
     @property
     def template_shas(self) -> dict[str, str]:
@@ -44,55 +53,128 @@ class PreparedJob:
         return mode == "on" or (mode == "auto" and Pricing(self.spec.model).supports_json)
 
     def render(self, leaf: Leaf, index: int) -> list[dict[str, str]]:
+        """The prompt of item `index` of a topic leaf."""
         item = work_item(self.spec, self.template_shas, leaf, index)
-        return self.templates[item.template].render(template_variables(item.vars, self.task, self.json_mode))
+        return self.templates[item.template].render(self._vars(item.vars))
+
+    def template_uses(self, leaf: Leaf) -> dict[str, int]:
+        """How many of the leaf's items each template makes."""
+        if leaf.path in self.sources:
+            return self.sources[leaf.path].by_template
+        count = len(self.spec.templates)
+        return {t: len(range(offset, leaf.quota, count)) for offset, t in enumerate(self.spec.templates)}
+
+    def example(self, leaf: Leaf, template: str) -> list[dict[str, str]]:
+        """The prompt of the leaf's first item that uses `template` (for a sourced leaf: its first unit)."""
+        summary = self.sources.get(leaf.path)
+        if summary is None:
+            return self.render(leaf, self.spec.templates.index(template))
+        assert summary.first is not None, "prepare refuses a sourced leaf without units"
+        item = sourced_item(self.spec, self.template_shas, leaf, 0, summary.first, template)
+        return self.templates[template].render(self._vars(item.vars))
+
+    def _vars(self, item_vars: Any) -> dict[str, Any]:
+        return {**item_vars, **self.task.template_vars(), "json_mode": self.json_mode}
 
 
-def template_variables(item_vars: Mapping[str, Any], task: Task, json_mode: bool) -> dict[str, Any]:
-    """What a template sees: the item's variables, the task's own, and whether the call asks for JSON."""
-    return {**item_vars, **task.template_vars(), "json_mode": json_mode}
+def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: bool = True) -> PreparedJob:
+    """Validates everything that can be validated without a model; raises a UserError naming the problem.
 
+    Reads every sourced topic's inputs once, end to end: a bad row stops the job here, before any spend.
+    A distributed worker passes the job's shipped templates as `library` and `check=False`: it runs what the
+    submitter already checked (inputs read, every template rendered), and may not even have the inputs.
 
-def prepare(loaded: LoadedSpec) -> PreparedJob:
-    """Validates everything that can be validated without a model; raises a UserError naming the problem."""
+    `topics: {expand: ...}` is checked against a stand-in leaf as deep as the grown ones; only once everything
+    passed does a model grow the tree (the only model calls before a run), and the grown topics are checked
+    again. The prepared spec carries the grown tree, so a submitted job ships concrete topics to its workers.
+    """
     spec = loaded.spec
+    if not check and spec.expansion is not None:
+        raise UserError("topics.expand is not grown yet: a worker runs only jobs the submitter prepared (and grew)")
     problems: list[str] = []
     task = _build_task(loaded, problems)
     verifier_options = _verifier_options(loaded, problems)
+    all_leaves = leaves(stand_in_spec(spec))
+    if task is not None:
+        problems.extend(_input_problems(loaded, task, all_leaves))
     if problems:
         raise SpecError(f"{loaded.source or 'spec'}: {len(problems)} problem(s)", problems)
     assert task is not None
-    library = PromptLibrary.for_spec_dir(loaded.base_dir)
+    library = library or PromptLibrary.for_spec_dir(loaded.base_dir)
     templates = {name: library.get(name) for name in spec.templates}
-    prepared = PreparedJob(spec, task, templates, verifier_options, _leaves_or_stand_in(spec))
-    _dry_render(prepared)
-    if spec.expansion is not None:  # the only model calls before a run, once every check above has passed
+    prepared = PreparedJob(spec, task, templates, verifier_options, all_leaves, loaded.base_dir)
+    if not check:
+        return prepared
+    prepared = _checked(prepared, loaded)
+    if spec.expansion is not None:  # the model calls come after every check that costs nothing
         grown = grow_spec_topics(spec, library)
-        prepared = PreparedJob(grown, task, templates, verifier_options, leaves(grown))
-        _dry_render(prepared)
+        prepared = _checked(replace(prepared, spec=grown, leaves=leaves(grown), sources={}), loaded)
     return prepared
 
 
-def _leaves_or_stand_in(spec: JobSpec) -> list[Leaf]:
-    """The spec's leaves; for `topics.expand`, one leaf as deep as the grown ones will be, to render against."""
-    if spec.expansion is None:
-        return leaves(spec)
-    path = (spec.expansion.root, *["subtopic"] * spec.expansion.depth)
-    return [Leaf(path, spec.expansion.quota, None, dict(spec.vars))]
-
-
-def _dry_render(prepared: PreparedJob) -> None:
-    for leaf, index in _one_item_per_template(prepared):
+def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
+    """The job with its sourced leaves counted, once one item of each (topic, template) pair has rendered."""
+    prepared = _count_sources(prepared, loaded)
+    for leaf, template in _one_item_per_template(prepared):
         try:
-            prepared.render(leaf, index)
+            prepared.example(leaf, template)
         except TemplateError as exc:
             raise TemplateError(f"{exc} (topic {leaf.category})") from None
+    return prepared
+
+
+def _input_problems(loaded: LoadedSpec, task: Task, found: list[Leaf]) -> list[str]:
+    """A task that reads inputs needs them on every topic; a task that reads none must not be given any."""
+    readers = ", ".join(sorted(name for name, cls in TASKS.items() if cls.input_kind != "none"))
+    problems = []
+    target = "the spec" if loaded.spec.expansion is not None else "this topic (or the spec)"
+    for leaf in found:
+        where = _where(loaded, leaf)
+        if task.input_kind != "none" and leaf.inputs is None:
+            problems.append(f"{where}: task {task.name} generates from inputs: give {target} `inputs:`")
+        elif task.input_kind == "none" and leaf.inputs is not None:
+            hint = f"remove `inputs:`, or use a task that reads them ({readers})"
+            problems.append(f"{where}: task {task.name} takes no inputs: {hint}")
+    return problems
+
+
+def _count_sources(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
+    """Reads each distinct input of the sourced leaves once (leaves inheriting it share one pass): quota = units."""
+    counted, sources, read = [], {}, {}
+    for leaf in prepared.leaves:
+        if leaf.inputs is None:
+            counted.append(leaf)
+            continue
+        key = stable_hash(leaf.inputs, leaf.max_units)
+        if key not in read:
+            read[key] = _summary(prepared, leaf, _where(loaded, leaf, inputs=True))
+        sources[leaf.path] = read[key]
+        counted.append(replace(leaf, quota=read[key].units))
+    return replace(prepared, leaves=counted, sources=sources)
+
+
+def _summary(prepared: PreparedJob, leaf: Leaf, where: str) -> SourceSummary:
+    assert leaf.inputs is not None
+    try:
+        summary = summarize(prepared.spec, prepared.task, leaf, prepared.base_dir)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if summary.first is None and leaf.max_units != 0:
+        raise SpecError(f"{where}: {leaf.inputs['path']} holds no input rows: nothing to generate from")
+    return summary
+
+
+def _where(loaded: LoadedSpec, leaf: Leaf, *, inputs: bool = False) -> str:
+    """A leaf (or its `inputs:`) as the user wrote it; the leaves `topics.expand` grows inherit the spec's inputs."""
+    if loaded.spec.expansion is not None:
+        return loaded.locate(("inputs",) if inputs else ("topics", "expand"))
+    return loaded.locate(("topics", *leaf.path, "inputs") if inputs else ("topics", *leaf.path))
 
 
 def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:
     ref = loaded.spec.task
     try:
-        return build_task(ref.name, ref.options)
+        return build_task(ref.name, ref.options, loaded.spec.model)
     except UserError as exc:
         problems.append(f"{loaded.locate(('task',))}: {exc}")
     except ValidationError as exc:
@@ -121,12 +203,12 @@ def _option_problems(exc: ValidationError, prefix: Path_, loaded: LoadedSpec) ->
     return out
 
 
-def _one_item_per_template(prepared: PreparedJob) -> Iterator[tuple[Leaf, int]]:
-    """For every topic, one item index that uses each template (items take templates in turn)."""
-    count = len(prepared.spec.templates)
+def _one_item_per_template(prepared: PreparedJob) -> Iterator[tuple[Leaf, str]]:
+    """Every (topic, template) pair that makes at least one item."""
     for leaf in prepared.leaves:
-        for index in range(min(leaf.quota, count)):
-            yield leaf, index
+        for template, uses in prepared.template_uses(leaf).items():
+            if uses:
+                yield leaf, template
 
 
 @dataclass(frozen=True)
@@ -156,15 +238,12 @@ def plan_report(prepared: PreparedJob, count_tokens: Any) -> PlanReport:
     by_template: dict[str, int] = dict.fromkeys(spec.templates, 0)
     examples: dict[str, list[dict[str, str]]] = {}
     prompt_tokens = 0
-    for leaf in prepared.leaves:
-        for offset, template in enumerate(spec.templates):
-            uses = len(range(offset, leaf.quota, len(spec.templates)))
-            if not uses:
-                continue
-            messages = prepared.render(leaf, offset)
-            examples.setdefault(template, messages)
-            by_template[template] += uses
-            prompt_tokens += uses * count_tokens("\n".join(m["content"] for m in messages))
+    for leaf, template in _one_item_per_template(prepared):
+        uses = prepared.template_uses(leaf)[template]
+        messages = prepared.example(leaf, template)
+        examples.setdefault(template, messages)
+        by_template[template] += uses
+        prompt_tokens += uses * count_tokens("\n".join(m["content"] for m in messages))
     completion_tokens = prepared.total_items * spec.params.max_tokens
     pricing = Pricing(spec.model)
     return PlanReport(

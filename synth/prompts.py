@@ -25,6 +25,7 @@ class Template:
     name: str
     sha256: str
     compiled: jinja2.Template
+    source: str
 
     def render(self, variables: Mapping[str, Any]) -> list[Message]:
         """Renders to chat messages: `{% block system %}`/`{% block user %}` if defined, else one user message."""
@@ -48,10 +49,13 @@ class Template:
 class PromptLibrary:
     """Finds templates beside the spec first, then in ./prompts, then in synth's bundled prompts/."""
 
-    def __init__(self, search_paths: Sequence[Path]) -> None:
+    def __init__(self, search_paths: Sequence[Path], sources: Mapping[str, str] | None = None) -> None:
         self.search_paths = [p for p in dict.fromkeys(search_paths) if p.is_dir()]
+        loader: jinja2.BaseLoader = (
+            jinja2.DictLoader(dict(sources)) if sources is not None else jinja2.FileSystemLoader(self.search_paths)
+        )
         self._env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(self.search_paths),
+            loader=loader,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
@@ -64,6 +68,11 @@ class PromptLibrary:
     @classmethod
     def for_spec_dir(cls, spec_dir: Path) -> PromptLibrary:
         return cls([spec_dir, spec_dir / "prompts", Path.cwd() / "prompts", BUNDLED_PROMPTS])
+
+    @classmethod
+    def from_sources(cls, sources: Mapping[str, str]) -> PromptLibrary:
+        """Templates shipped with a distributed job: a worker renders exactly what the submitter validated."""
+        return cls([], sources)
 
     def get(self, name: str) -> Template:
         if name not in self._cache:
@@ -80,7 +89,7 @@ class PromptLibrary:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template {name} line {exc.lineno}: {exc.message}") from None
         compiled.name = name
-        return Template(name=name, sha256=sha256_text(source), compiled=compiled)
+        return Template(name=name, sha256=sha256_text(source), compiled=compiled, source=source)
 
 
 def _tojson_compact(value: Any) -> str:

@@ -44,6 +44,8 @@ class Lineage(BaseModel):
     seed: int
     category: list[str]
     parent_ids: list[str] = Field(default_factory=list)
+    source: dict[str, Any] = Field(default_factory=dict)
+    """Where a sourced item's input came from: path and line, parent record id, document sha256, chunk offsets."""
     sample_index: int = 0
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False

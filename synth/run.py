@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from synth.errors import ModelError
-from synth.expand import BatchRef, plan_batches, with_items
+from synth.expand import BatchRef
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
 from synth.plan import PreparedJob
+from synth.sourcing import iter_batches
 from synth.state import LocalState
 from synth.store import RunStore, Totals
 
@@ -67,7 +68,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
         try:
             ctx = JobContext.create(prepared, store, llm, state, info["run_id"], f"local-{uuid.uuid4().hex[:12]}")
             ctx.on_item = lambda item: progress.count_generated()
-            await _run_batches(_batches(prepared, info["batch_size"]), ctx, progress, observer)
+            await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
         finally:
             await llm.aclose()
             state.close()
@@ -76,12 +77,6 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
         if (out / "run.json").exists():
             store.write_manifest()
         store.unlock()
-
-
-def _batches(prepared: PreparedJob, batch_size: int) -> Iterator[BatchRef]:
-    shas = prepared.template_shas
-    for batch in plan_batches(prepared.spec, batch_size):
-        yield with_items(prepared.spec, shas, batch)
 
 
 async def _run_batches(

@@ -83,13 +83,35 @@ class OutputSpec(StrictModel):
 
 
 Quota = Annotated[int, Field(ge=0, le=10_000_000)]
+InputFormat = Literal["auto", "jsonl", "csv", "txt", "run", "md", "html", "pdf"]
+
+
+class InputRef(StrictModel):
+    """Where a sourced topic's inputs come from. YAML: `inputs: data/seeds.jsonl`, or a mapping of these fields."""
+
+    path: str = Field(min_length=1, description="A file, a glob or a run directory; relative to the spec's folder.")
+    field: str = Field(
+        "text", min_length=1, description="The text: a JSON key (dotted for nested, e.g. sample.output), a CSV column."
+    )
+    format: InputFormat = Field("auto", description="auto: from the file name (a run directory is `run`).")
+    limit: int | None = Field(None, ge=1, description="Read at most this many rows (duplicates skipped first).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"path": data} if isinstance(data, str) else data
+
+    def content(self) -> dict[str, Any]:
+        """What decides the items (the limit only decides how many): part of spec_id."""
+        return self.model_dump(mode="json", exclude={"limit"})
 
 
 class TopicNode(BaseModel):
     """A category. Keys other than the reserved ones below are its subtopics.
 
     A leaf has a `quota` (items to generate) or a `weight` (its share of the spec's `total`);
-    `description` and `vars` reach the templates and are inherited by subtopics.
+    `description` and `vars` reach the templates and are inherited by subtopics, and so is `inputs`: a leaf
+    with inputs makes one item per unit of its inputs, its `quota` (optional) capping how many.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -99,6 +121,7 @@ class TopicNode(BaseModel):
     weight: float | None = Field(None, gt=0, allow_inf_nan=False)
     description: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
+    inputs: InputRef | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> TopicNode:
@@ -213,6 +236,7 @@ class JobSpec(StrictModel):
     task: PluginRef
     templates: list[str] = Field(min_length=1, description="Prompt templates (Jinja2), used round-robin per topic.")
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
+    inputs: InputRef | None = Field(None, description="Inputs every topic uses unless it names its own.")
     topics: Topics
     total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
     verifiers: list[PluginRef] = Field(default_factory=list)
@@ -247,16 +271,24 @@ class JobSpec(StrictModel):
             return self
         sized: list[tuple[tuple[str, ...], TopicNode]] = []
         unsized: list[tuple[tuple[str, ...], TopicNode]] = []
-        for path, node in _leaves(self.topic_roots()):
-            (sized if node.quota is not None else unsized).append((path, node))
+        sourced: list[tuple[tuple[str, ...], TopicNode]] = []
+        for path, node, inputs in _leaves(self.topic_roots(), (), self.inputs):
+            if inputs is not None and node.weight is not None:
+                raise ValueError(
+                    f"topics.{'.'.join(path)} has inputs: give it a quota (at most that many items) or none "
+                    "(one item per input), not a weight"
+                )
+            group = sourced if inputs is not None else sized if node.quota is not None else unsized
+            group.append((path, node))
         if self.total is None and unsized:
             path, node = unsized[0]
             if node.weight is None:
                 raise ValueError(f"topics.{'.'.join(path)}: give it a quota, or a weight and a spec-level total")
             raise ValueError(f"topics.{'.'.join(path)} has a weight, so the spec needs `total:` to share out")
         if self.total is not None and not unsized:
-            raise ValueError("total is set but every topic has a quota: nothing to share it among")
-        if not any(node.quota for _, node in sized) and not (self.total and unsized):
+            raise ValueError("total is set but every topic has a quota or inputs: nothing to share it among")
+        has_sourced = any(node.quota != 0 for _, node in sourced)
+        if not any(node.quota for _, node in sized) and not (self.total and unsized) and not has_sourced:
             raise ValueError("every quota is 0: nothing to generate")
         return self
 
@@ -274,11 +306,14 @@ class JobSpec(StrictModel):
     @cached_property
     def spec_id(self) -> str:
         """Hash of what decides each item's content; execution knobs and quotas are left out."""
-        content = self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS) | {"total", "description", "topics"})
+        excluded = set(EXECUTION_FIELDS) | {"total", "description", "topics", "inputs"}
+        content = self.model_dump(mode="json", exclude=excluded)
         if isinstance(self.topics, TopicExpansion):  # a prepared job's spec carries the grown tree instead
             content["topics"] = self.topics.model_dump(mode="json")
         else:
             content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
+        if self.inputs is not None:  # only when set: specs without inputs keep the spec_id they always had
+            content["inputs"] = self.inputs.content()
         return stable_hash(content)
 
     @cached_property
@@ -287,17 +322,24 @@ class JobSpec(StrictModel):
         return stable_hash([ref.model_dump(mode="json") for ref in self.verifiers])
 
 
-def _leaves(topics: dict[str, TopicNode], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], TopicNode]]:
-    found: list[tuple[tuple[str, ...], TopicNode]] = []
+def _leaves(
+    topics: dict[str, TopicNode], prefix: tuple[str, ...], inputs: InputRef | None
+) -> list[tuple[tuple[str, ...], TopicNode, InputRef | None]]:
+    """Every leaf with the inputs it uses: its own, else its nearest ancestor's."""
+    found: list[tuple[tuple[str, ...], TopicNode, InputRef | None]] = []
     for name, node in topics.items():
         children = node.children()
-        found.extend(_leaves(children, (*prefix, name)) if children else [((*prefix, name), node)])
+        own = node.inputs or inputs
+        found.extend(_leaves(children, (*prefix, name), own) if children else [((*prefix, name), node, own)])
     return found
 
 
 def _topic_content(node: TopicNode) -> dict[str, Any]:
     children = {name: _topic_content(child) for name, child in node.children().items()}
-    return {"description": node.description, "vars": node.vars, "children": children}
+    content: dict[str, Any] = {"description": node.description, "vars": node.vars, "children": children}
+    if node.inputs is not None:
+        content["inputs"] = node.inputs.content()
+    return content
 
 
 def json_schema() -> dict[str, Any]:

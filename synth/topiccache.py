@@ -87,6 +87,18 @@ def _grow(client: JobSpec, template: Template, settings: TopicExpansionSettings,
     return grown.tree
 
 
+def stand_in_spec(spec: JobSpec) -> JobSpec:
+    """For `topics.expand`, the spec with one chain of topics as deep as the grown tree will be, to check the job
+    against before any model call (templates render, inputs read); any other spec as it is."""
+    settings = spec.expansion
+    if settings is None:
+        return spec
+    chain: TopicTree = {}
+    for _ in range(settings.depth):
+        chain = {"subtopic": chain}
+    return with_topics(spec, {settings.root: chain}, settings)
+
+
 def with_topics(spec: JobSpec, tree: TopicTree, settings: TopicExpansionSettings) -> JobSpec:
     data = spec.model_dump(mode="json", exclude={"topics"})
     return JobSpec.model_validate({**data, "topics": topics_mapping(tree, settings.quota)})

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
+from synth.testing.cluster import Cluster, RedisServer
 from synth.testing.mock_openai import MockServer
 
 # Tests never reach the network: litellm must read its bundled cost map, and no provider key may leak in.
@@ -60,3 +62,20 @@ def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -
 @pytest.fixture
 def spec_file(tmp_path: Path, mock_llm: MockServer) -> Path:
     return write_spec(tmp_path, base_spec(mock_llm.url))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The session's own redis-server (AOF on, a free port): never the machine's shared one."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
+    """A flushed Redis and no workers yet; every worker a test starts is killed after it."""
+    redis.Redis.from_url(redis_server.url).flushall()
+    running = Cluster(redis_server, tmp_path)
+    yield running
+    running.stop_workers()

@@ -9,14 +9,17 @@ import logging
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 from click.testing import CliRunner
 
 from synth.cli import main
+from synth.cli.distributed import wait_for
 from synth.errors import ModelError, SpecError, TemplateError, UserError
 from synth.expand import count_items
 from synth.plan import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
+from synth.queue import submit
 from synth.specfile import load_spec, validate_spec
 from synth.specs import JobSpec, TopicExpansionSettings
 from synth.testing.mock_openai import Behaviour, MockServer
@@ -454,3 +457,74 @@ def test_cli_keeps_an_existing_file_unless_forced(mock_llm, tmp_path):
     assert (out.read_text(), mock_llm.state.calls) == ("# my edits\n", [])
     assert expand_cli(mock_llm, out, "--force").exit_code == 0
     assert "Cooking" in yaml.safe_load(out.read_text())
+
+
+# --- topics.expand with inputs and with distributed workers (both sides of the merge together) ----------------------
+
+
+def paraphrase_expand_spec(tmp_path: Path, api_base: str, **overrides) -> Path:
+    (tmp_path / "seeds.jsonl").write_text('{"text": "Where is my parcel?"}\n{"text": "Can I pay by invoice?"}\n')
+    spec = base_spec(
+        api_base,
+        task={"name": "paraphrase", "n": 2},
+        templates=["paraphrase/basic.j2"],
+        inputs="seeds.jsonl",
+        topics=EXPAND,
+        verifiers=[],
+    )
+    return write_spec(tmp_path, {**spec, **overrides})
+
+
+def test_grown_leaves_inherit_the_spec_inputs_capped_by_the_quota(tmp_path, mock_llm):
+    answer_tree(mock_llm)
+    prepared = prepare(load_spec(paraphrase_expand_spec(tmp_path, mock_llm.url)))
+    assert len(prepared.leaves) == 9
+    assert {leaf.quota for leaf in prepared.leaves} == {2}
+    assert prepared.leaves[0].inputs == {"path": "seeds.jsonl", "field": "text", "format": "auto", "limit": None}
+    assert len(mock_llm.state.calls) == 4
+
+
+def test_a_missing_input_file_stops_before_growing(tmp_path, mock_llm):
+    spec = paraphrase_expand_spec(tmp_path, mock_llm.url, inputs="missing.jsonl")
+    with pytest.raises(UserError, match=r"^inputs \(line \d+\): .*missing\.jsonl"):
+        prepare(load_spec(spec))
+    assert mock_llm.state.calls == []
+
+
+def test_a_task_that_reads_inputs_needs_spec_inputs_with_expand(tmp_path, mock_llm):
+    spec = base_spec(mock_llm.url, task="paraphrase", templates=["paraphrase/basic.j2"], topics=EXPAND)
+    with pytest.raises(SpecError) as caught:
+        prepare(load_spec(write_spec(tmp_path, spec)))
+    assert caught.value.problems == [
+        "topics.expand (line 12): task paraphrase generates from inputs: give the spec `inputs:`"
+    ]
+    assert mock_llm.state.calls == []
+
+
+def test_inputs_on_a_task_that_reads_none_stop_an_expansion_before_growing(tmp_path, mock_llm):
+    (tmp_path / "seeds.jsonl").write_text('{"text": "x"}\n')
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, inputs="seeds.jsonl", topics=EXPAND))
+    with pytest.raises(SpecError, match="task instructions takes no inputs"):
+        prepare(load_spec(spec))
+    assert mock_llm.state.calls == []
+
+
+def test_a_worker_refuses_a_spec_whose_topics_are_not_grown(expand_spec, mock_llm):
+    with pytest.raises(UserError, match=r"topics\.expand is not grown yet: a worker runs only jobs"):
+        prepare(load_spec(expand_spec), check=False)
+    assert mock_llm.state.calls == []
+
+
+def test_a_submitted_job_ships_the_grown_tree_and_workers_grow_nothing(expand_spec, tmp_path, cluster, mock_llm):
+    answer_tree(mock_llm)
+    prepared = prepare(load_spec(expand_spec))
+    mock_llm.state.calls.clear()
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn = redis.Redis.from_url(cluster.redis.url)
+    job, _ = submit(conn, prepared, tmp_path / "dist")
+    assert job.spec.expansion is None
+    assert list(job.spec.topic_roots()["Cooking"].children()) == ["Baking", "Soups", "Sauces"]
+    report = wait_for(conn, job)
+    assert (report.totals.items, report.totals.accepted, report.totals.failed) == (18, 18, 0)
+    assert len(mock_llm.state.calls) == 18  # one per item: no worker asked for subtopics

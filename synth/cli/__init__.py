@@ -18,10 +18,20 @@ from rich.panel import Panel
 
 from synth import __version__
 from synth.cli.display import LiveProgress, plan_tables, summary_table
+from synth.cli.distributed import (
+    cancel_job,
+    redis_option,
+    report_table,
+    status_of_job,
+    submit_job,
+    wait_for,
+    worker,
+)
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.errors import ModelError, SynthError, UserError
 from synth.plan import PreparedJob, plan_report, prepare
+from synth.queue import JOB_FILE
 from synth.specfile import load_spec
 from synth.specs import json_schema
 from synth.store import RunStore
@@ -156,14 +166,59 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("target")
+@redis_option
+@click.option("--repair", is_flag=True, help="Distributed: re-enqueue lost and failed batches.")
+@click.option("--json", "as_json", is_flag=True, help="Distributed: print the report as JSON.")
 @handles_errors
-def status(out: Path) -> None:
-    """Counts of a run directory: items, accepted, rejected by reason, failed, tokens, cost."""
-    store = RunStore(out)
-    store.info()
-    console.print(summary_table(store.totals()))
+def status(target: str, redis_url_: str | None, repair: bool, as_json: bool) -> None:
+    """Counts of a run directory or a distributed job (by id or run directory): items, accepted, rejected by
+    reason, failed, tokens, cost; for a job also batches queued/running/retrying, failed jobs, busy workers."""
+    path = Path(target)
+    if path.is_dir() and not (path / JOB_FILE).exists():
+        store = RunStore(path)
+        store.info()
+        console.print(summary_table(store.totals()))
+        return
+    report = status_of_job(console, target, redis_url_, repair, as_json)
+    if report.error or report.failed_jobs:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command()
+@spec_argument
+@set_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default: output.dir).")
+@redis_option
+@click.option("--wait", is_flag=True, help="Stay and show progress until the job is finished.")
+@handles_errors
+def submit(spec: Path, overrides: tuple[str, ...], out: Path | None, redis_url_: str | None, wait: bool) -> None:
+    """Validate, dry render, then enqueue a job's batches for `synth worker`s; prints the job id at once.
+    Resubmitting the same spec and --out continues the job (failed items are retried)."""
+    prepared = _prepare(spec, overrides)
+    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    conn, job = submit_job(console, prepared, out_dir, redis_url_)
+    if not wait:
+        return
+    try:
+        with LiveProgress(console) as display:
+            report = wait_for(conn, job, display)
+    except KeyboardInterrupt:
+        _fail(f"stopped waiting; job {job.job_id} keeps running: synth status {job.job_id}", EXIT_INTERRUPTED)
+    console.print(report_table(report))
+    if report.error or report.totals.failed or report.failed_jobs:
+        _fail("the job left failed items or batches; submit the same command again to retry them", EXIT_RUN_FAILED)
+
+
+@main.command(name="cancel")
+@click.argument("target")
+@redis_option
+@handles_errors
+def cancel_command(target: str, redis_url_: str | None) -> None:
+    """Stop a distributed job's further batches; finished records stay (resubmit to continue)."""
+    cancel_job(console, target, redis_url_)
 
 
 main.add_command(serve_model)
 main.add_command(topics)
+main.add_command(worker)

@@ -54,9 +54,9 @@ def status_line(p: RunProgress) -> Text:
     line.append(f"✓ {t.accepted:,}", style="green")
     line.append(f"  ✗ {t.rejected:,}", style="yellow")
     line.append(f"  ! {t.failed:,}", style="red" if t.failed else "")
-    stats = p.llm.stats if p.llm else None
-    tokens = (stats.prompt_tokens + stats.completion_tokens) if stats else 0
-    cost = stats.cost_usd if stats else 0.0
+    stats = p.llm.stats if p.llm else None  # a distributed job's progress has no client: count finished batches
+    tokens = (stats.prompt_tokens + stats.completion_tokens) if stats else t.prompt_tokens + t.completion_tokens
+    cost = stats.cost_usd if stats else t.cost_usd
     line.append(f"  {tokens:,} tok  ${cost:.4f}  {rate:,.1f} items/s")
     if stats and stats.rate_limited and p.llm is not None:
         line.append(f"  429s {stats.rate_limited:,} (limit {int(p.llm.limiter.limit)})", style="yellow")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from synth.errors import RetryableModelError
 from synth.ids import stable_hash
 from synth.llm.limiter import AdaptiveLimiter
 from synth.llm.pricing import Pricing
+from synth.llm.shared_limits import SharedLimits
 from synth.llm.transport import (
     DirectTransport,
     LiteLLMTransport,
@@ -78,7 +80,14 @@ def _cache_value(c: Completion) -> dict[str, Any]:
 class LLMClient:
     """Sends chat requests for one job's model. Create inside the event loop that uses it; `aclose()` after."""
 
-    def __init__(self, spec: JobSpec, cache: ResponseCache | None = None, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        cache: ResponseCache | None = None,
+        transport: Transport | None = None,
+        shared: SharedLimits | None = None,
+    ) -> None:
+        """`shared`: ceilings kept in Redis for every worker of the model; then rpm/tpm are enforced there only."""
         self.spec = spec
         self.params = spec.params
         self.cache = cache
@@ -86,8 +95,10 @@ class LLMClient:
         self.is_direct = choose_direct(spec.model, spec.api_base, spec.transport)
         self.transport = transport or self._make_transport(api_base)
         self.limiter = AdaptiveLimiter(spec.concurrency)
-        self.rpm = AsyncLimiter(spec.rate_limit.rpm, 60) if spec.rate_limit.rpm else None
-        self.tpm = AsyncLimiter(spec.rate_limit.tpm, 60) if spec.rate_limit.tpm else None
+        self.shared = shared
+        local_rates = shared is None
+        self.rpm = AsyncLimiter(spec.rate_limit.rpm, 60) if spec.rate_limit.rpm and local_rates else None
+        self.tpm = AsyncLimiter(spec.rate_limit.tpm, 60) if spec.rate_limit.tpm and local_rates else None
         self.pricing = Pricing(spec.model)
         self.stats = CallStats()
 
@@ -170,7 +181,7 @@ class LLMClient:
             await self.rpm.acquire()
         if self.tpm is not None:
             await self.tpm.acquire(min(self.tpm.max_rate, self._token_estimate(body)))
-        async with self.limiter.slot():
+        async with self.limiter.slot(), self._shared_slot(body):
             try:
                 raw = await self.transport.send(body, self.params.timeout_s)
             except RetryableModelError as exc:
@@ -178,6 +189,9 @@ class LLMClient:
                 raise
         self.limiter.on_success()
         return raw
+
+    def _shared_slot(self, body: dict[str, Any]) -> AbstractAsyncContextManager[None]:
+        return self.shared.slot(self._token_estimate(body)) if self.shared is not None else nullcontext()
 
     def _note_failure(self, exc: RetryableModelError) -> None:
         label = str(exc.status or "network")

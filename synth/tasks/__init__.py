@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from synth.errors import UserError
+from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
 from synth.tasks.code import CodeTask
+from synth.tasks.doc_qa import DocQaTask
 from synth.tasks.instructions import InstructionsTask
+from synth.tasks.paraphrase import ParaphraseTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (InstructionsTask, CodeTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask, CodeTask)
+}
 
 
 def task_class(name: str) -> type[Task]:
@@ -19,9 +24,9 @@ def task_class(name: str) -> type[Task]:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
 
 
-def build_task(name: str, options: dict[str, Any]) -> Task:
+def build_task(name: str, options: dict[str, Any], model: str = "") -> Task:
     cls = task_class(name)
-    return cls(cls.Options.model_validate(options))
+    return cls(cls.Options.model_validate(options), model)
 
 
 __all__ = ["TASKS", "Task", "TaskOptions", "build_task", "task_class"]

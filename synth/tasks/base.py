@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synth.errors import ParseError
+from synth.expand import WorkItem
+from synth.ids import canonical_json, sha256_text
+from synth.inputs import InputRow, Unit, row_unit
+from synth.llm import Completion, LLMClient
+from synth.prompts import Message, Template
 
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 ECHO_PROBE_CHARS = 120  # a completion that repeats this much of the prompt verbatim is an echo, not an answer
@@ -21,6 +27,57 @@ class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Generation:
+    """What the model answered for one item: the text to parse, and every call that led to it (in order)."""
+
+    text: str
+    finish_reason: str | None
+    prompts: tuple[list[Message], ...]
+    calls: tuple[Completion, ...]
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """Intermediate results a task's parser needs (the pivot text of a round trip)."""
+
+    @classmethod
+    def single(cls, messages: list[Message], completion: Completion) -> Generation:
+        return cls(completion.text, completion.finish_reason, (messages,), (completion,))
+
+    @property
+    def messages(self) -> list[Message]:
+        """The prompt of the last call: the one whose answer is parsed."""
+        return self.prompts[-1]
+
+    @property
+    def prompt_sha256(self) -> str:
+        shown: Any = self.prompts[0] if len(self.prompts) == 1 else list(self.prompts)
+        return sha256_text(canonical_json(shown))
+
+    @property
+    def cached(self) -> bool:
+        return all(call.cached for call in self.calls)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(call.prompt_tokens for call in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(call.completion_tokens for call in self.calls)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(call.cost_usd for call in self.calls)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A sample the task itself turns down (a paraphrase identical to its source): stored as a rejected record."""
+
+    sample: dict[str, Any]
+    reason: str
+    message: str
+
+
 class Task:
     """A generation kind: turns a work item into template variables, and model output into samples."""
 
@@ -30,13 +87,32 @@ class Task:
     Sample: ClassVar[type[BaseModel]]
     text_fields: ClassVar[tuple[str, ...]]
     """The fields that hold generated text: what length and dedup verifiers look at by default."""
+    input_kind: ClassVar[Literal["none", "rows", "documents"]] = "none"
+    """What a sourced topic feeds this task (`synth.inputs.READERS`); "none": topics × templates × quotas only."""
 
-    def __init__(self, options: TaskOptions) -> None:
+    def __init__(self, options: TaskOptions, model: str = "") -> None:
         self.options = options
+        self.model = model
+        """The spec's model: whose tokenizer a task that measures text in tokens uses."""
 
     def template_vars(self) -> dict[str, Any]:
         """Variables this task adds to every template (for example how many samples to ask for)."""
         return {}
+
+    def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
+        """What a reader yields → units, one work item each, lazily. Default: one unit per input row."""
+        for row in inputs:
+            assert isinstance(row, InputRow), f"{self.name}: the default units() takes rows, got {type(row)}"
+            yield row_unit(row)
+
+    async def generate(self, item: WorkItem, template: Template, llm: LLMClient, json_mode: bool) -> Generation:
+        """The model call(s) of one item. Default: one call. Every call goes through `llm` (cache, retries, usage)."""
+        messages = template.render({**item.vars, **self.template_vars(), "json_mode": json_mode})
+        return Generation.single(messages, await llm.complete(messages, item.seed, json_mode))
+
+    def parse_generation(self, item: WorkItem, generation: Generation) -> list[dict[str, Any] | Rejected]:
+        """Generation → samples, some perhaps rejected by the task. Default: `parse` of the final text."""
+        return list(self.parse(generation.text, generation.finish_reason))
 
     def finish_sample(self, sample: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
         """A parsed sample completed from its work item's variables (e.g. a topic's difficulty). Default: as is."""
@@ -95,6 +171,11 @@ def extract_json(text: str, finish_reason: str | None) -> Any:
             return value
     reason = "truncated" if finish_reason == "length" else "parse_error"
     raise ParseError(reason, "no complete JSON object in the output", text)
+
+
+def normalized(text: str) -> str:
+    """Text as compared for sameness: case, punctuation and spacing ignored."""
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
 
 
 def _is_sample_shaped(value: Any) -> bool:

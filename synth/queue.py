@@ -1,0 +1,294 @@
+"""The distributed executor: a job's batches fanned out through RQ to generate and verify workers.
+
+A job is keyed by its run id, so the run directory (the system of record) can always rebuild it. Batches go
+to the generate queue as standard RQ jobs with the JSON serializer and deterministic ids; a generate job
+enqueues its batch's verify job. Both run `synth.pipeline`, as the local executor does. The reconciler
+re-enqueues every batch that is neither done in the store nor alive in RQ, so a lost job, a dead worker or
+a flushed Redis cannot lose work, and a batch run twice rewrites the same shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.registry import CanceledJobRegistry, FailedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from synth import keys
+from synth.errors import UserError
+from synth.expand import BatchRef, Leaf, WorkItem
+from synth.plan import PreparedJob, prepare
+from synth.prompts import PromptLibrary
+from synth.sourcing import iter_batches
+from synth.specfile import LoadedSpec
+from synth.specs import JobSpec
+from synth.store import RunStore, write_atomic
+
+GENERATE_FUNC = "workers.jobs.generate"
+VERIFY_FUNC = "workers.jobs.verify"
+JOB_FILE = "job.json"  # in the run directory: what rebuilds the job if Redis loses it
+RETRY = Retry(max=3, interval=[2, 10, 30])
+VERIFY_TIMEOUT_S = 600
+RESULT_TTL_S = 24 * 3600
+LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+ENQUEUE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A submitted job: what any worker needs to run its batches, read from Redis once per batch."""
+
+    job_id: str
+    out: Path
+    spec: JobSpec
+    templates: dict[str, str]
+    batch_size: int
+    total_items: int
+    total_batches: int
+    base_dir: Path  # where the spec's relative input paths start (the submitter's view of the files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "out": str(self.out),
+            "spec": self.spec.model_dump(mode="json"),
+            "templates": self.templates,
+            "batch_size": self.batch_size,
+            "total_items": self.total_items,
+            "total_batches": self.total_batches,
+            "base_dir": str(self.base_dir),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueuedJob:
+        return cls(
+            job_id=data["job_id"],
+            out=Path(data["out"]),
+            spec=JobSpec.model_validate(data["spec"]),
+            templates=dict(data["templates"]),
+            batch_size=int(data["batch_size"]),
+            total_items=int(data["total_items"]),
+            total_batches=int(data["total_batches"]),
+            base_dir=Path(data["base_dir"]),
+        )
+
+    def prepare(self) -> PreparedJob:
+        """The job as the submitter validated it, from the shipped templates (workers need no spec folder)."""
+        library = PromptLibrary.from_sources(self.templates)
+        return prepare(LoadedSpec(self.spec, self.base_dir / "spec.yaml"), library, check=False)
+
+    @property
+    def generate_timeout_s(self) -> int:
+        """Long enough for a batch that rides out a 429 storm up to the spec's rate-limit deadline."""
+        return int(self.spec.retry.rate_limit_deadline_s + 2 * self.spec.params.timeout_s + 120)
+
+
+def register(conn: redis.Redis, prepared: PreparedJob, out: Path) -> QueuedJob:
+    """Creates (or reopens) the run directory and records the job in Redis and in the run directory."""
+    store = RunStore(out)
+    info = store.init(prepared.spec, prepared.spec.batch_size)
+    job = QueuedJob(
+        job_id=info["run_id"],
+        out=out.resolve(),
+        spec=prepared.spec,
+        templates={name: t.source for name, t in prepared.templates.items()},
+        batch_size=int(info["batch_size"]),
+        total_items=prepared.total_items,
+        total_batches=sum(math.ceil(leaf.quota / int(info["batch_size"])) for leaf in prepared.leaves),
+        base_dir=prepared.base_dir.resolve(),
+    )
+    write_atomic(out / JOB_FILE, [json.dumps(job.to_json(), indent=2) + "\n"])
+    _save(conn, job)
+    return job
+
+
+def _save(conn: redis.Redis, job: QueuedJob) -> None:
+    with conn.pipeline() as pipe:
+        pipe.set(keys.job_meta(job.job_id), json.dumps(job.to_json()))
+        pipe.sadd(keys.jobs_index(), job.job_id)
+        pipe.execute()
+
+
+def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
+    """A job by id, or by its run directory (re-registering it if Redis lost it)."""
+    path = Path(job_ref)
+    if (path / JOB_FILE).exists():
+        job = QueuedJob.from_json(json.loads((path / JOB_FILE).read_text()))
+        if not conn.exists(keys.job_meta(job.job_id)):
+            _save(conn, job)
+        return job
+    raw = conn.get(keys.job_meta(job_ref))
+    if raw is None:
+        raise UserError(
+            f"no synth job {job_ref!r} in this Redis; give its run directory instead "
+            "(it rebuilds the job if Redis lost it), or check --redis / SYNTH_REDIS_URL"
+        )
+    return QueuedJob.from_json(json.loads(raw))
+
+
+def submit(conn: redis.Redis, prepared: PreparedJob, out: Path) -> tuple[QueuedJob, int]:
+    """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does)."""
+    job = register(conn, prepared, out)
+    conn.delete(keys.job_cancelled(job.job_id))
+    return job, reconcile(conn, job, prepared, retry_failed=True).enqueued
+
+
+# --- payloads: work items travel as JSON, never pickled (no code, no secrets in Redis)
+
+
+def batch_to_json(batch: BatchRef) -> dict[str, Any]:
+    data = {
+        "batch_id": batch.batch_id,
+        "leaf": dataclasses.asdict(batch.leaf),
+        "start": batch.start,
+        "stop": batch.stop,
+        "items": [dataclasses.asdict(item) for item in batch.items],
+    }
+    # YAML may give dates and other scalars JSON lacks: they travel as the text a template would render.
+    loaded: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    return loaded
+
+
+def batch_from_json(data: dict[str, Any]) -> BatchRef:
+    leaf = Leaf(**{**data["leaf"], "path": tuple(data["leaf"]["path"])})
+    items = tuple(_dataclass_from_json(WorkItem, item) for item in data["items"])
+    return BatchRef(data["batch_id"], leaf, data["start"], data["stop"], items)
+
+
+def _dataclass_from_json(cls: type[WorkItem], data: dict[str, Any]) -> WorkItem:
+    """JSON has no tuples: top-level lists become the tuples the frozen dataclass holds."""
+    fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+    return cls(**fields)
+
+
+# --- enqueueing
+
+
+def generate_queue(conn: redis.Redis) -> Queue:
+    return Queue(keys.GENERATE_QUEUE, connection=conn, serializer=JSONSerializer)
+
+
+def verify_queue(conn: redis.Redis) -> Queue:
+    return Queue(keys.VERIFY_QUEUE, connection=conn, serializer=JSONSerializer)
+
+
+def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
+    return Queue.prepare_data(
+        GENERATE_FUNC,
+        args=(job.job_id, batch_to_json(batch)),
+        job_id=keys.rq_job_id("generate", job.job_id, batch.batch_id),
+        timeout=job.generate_timeout_s,
+        result_ttl=RESULT_TTL_S,
+        retry=RETRY,
+        description=f"synth generate {job.spec.name} {batch.leaf.category} [{batch.start}:{batch.stop}]",
+    )
+
+
+def enqueue_verify(conn: redis.Redis, job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> None:
+    verify_queue(conn).enqueue_call(
+        VERIFY_FUNC,
+        args=(job_id, batch, generated),
+        job_id=keys.rq_job_id("verify", job_id, batch["batch_id"]),
+        timeout=VERIFY_TIMEOUT_S,
+        result_ttl=RESULT_TTL_S,
+        retry=RETRY,
+        description=f"synth verify batch {batch['batch_id']}",
+    )
+
+
+@dataclass
+class Reconciled:
+    done: int = 0
+    alive: int = 0
+    enqueued: int = 0
+
+
+def reconcile(
+    conn: redis.Redis, job: QueuedJob, prepared: PreparedJob | None = None, *, retry_failed: bool = False
+) -> Reconciled:
+    """Enqueues every batch that is neither done in the store nor queued, running or scheduled in RQ.
+
+    First lets RQ itself requeue jobs abandoned by dead workers (their heartbeat expired). With
+    `retry_failed` (a resubmit, `--repair`), batches that finished with failed items and RQ jobs that failed
+    for good run again too; without it (the periodic check) they stay as they are, as after a local run.
+    """
+    for queue in (generate_queue(conn), verify_queue(conn)):
+        StartedJobRegistry(queue=queue).cleanup()
+    prepared = prepared or job.prepare()
+    store, result = RunStore(job.out), Reconciled()
+    for chunk in _chunks(iter_batches(prepared, job.batch_size), ENQUEUE_CHUNK):
+        pending = [b for b in chunk if not _is_finished(store, b, job.spec.verifier_fingerprint, retry_failed)]
+        result.done += len(chunk) - len(pending)
+        states = rq_states(conn, job.job_id, [b.batch_id for b in pending])
+        keep = LIVE if retry_failed else LIVE | {JobStatus.FAILED}
+        lost = [b for b in pending if not states.get(b.batch_id, set()) & keep]
+        result.alive += len(pending) - len(lost)
+        if lost and not is_cancelled(conn, job.job_id):
+            _enqueue_generate(conn, job, lost)
+            result.enqueued += len(lost)
+    return result
+
+
+def _enqueue_generate(conn: redis.Redis, job: QueuedJob, batches: list[BatchRef]) -> None:
+    queue, batch_ids = generate_queue(conn), [b.batch_id for b in batches]
+    rq_ids = [keys.rq_job_id(stage, job.job_id, b) for b in batch_ids for stage in ("generate", "verify")]
+    with conn.pipeline() as pipe:
+        for registry in (FailedJobRegistry(queue=queue), CanceledJobRegistry(queue=queue)):
+            pipe.zrem(registry.key, *rq_ids)  # a fresh start: no stale "failed" next to the new job
+        pipe.hdel(keys.job_done(job.job_id), *batch_ids)  # its summary comes back when it is written again
+        pipe.sadd(keys.job_batches(job.job_id), *batch_ids)
+        queue.enqueue_many([_generate_data(job, b) for b in batches], pipeline=pipe)
+        pipe.execute()
+
+
+def _is_finished(store: RunStore, batch: BatchRef, fingerprint: str, retry_failed: bool) -> bool:
+    if store.done_marker(batch, fingerprint) is not None:
+        return True
+    marker = store.marker(batch.batch_id)
+    return not retry_failed and marker is not None and marker.get("verifiers") == fingerprint
+
+
+def rq_states(conn: redis.Redis, job_id: str, batch_ids: list[str]) -> dict[str, set[JobStatus]]:
+    """The RQ states of each batch's generate and verify jobs (a batch with neither has no entry)."""
+    ids = [keys.rq_job_id(stage, job_id, b) for b in batch_ids for stage in ("generate", "verify")]
+    jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer) if ids else []
+    states: dict[str, set[JobStatus]] = {}
+    for rq_id, rq_job in zip(ids, jobs, strict=True):
+        status = rq_job.get_status(refresh=False) if rq_job is not None else None
+        if status is not None:
+            states.setdefault(rq_id.rsplit("-", 1)[1], set()).add(status)
+    return states
+
+
+def _chunks(items: Iterable[BatchRef], size: int) -> Iterator[list[BatchRef]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def cancel(conn: redis.Redis, job: QueuedJob) -> int:
+    """Stops further batches: queued ones leave the queue, retries and stragglers see the flag and skip.
+
+    Batches already generated are still verified and written: their model calls are paid for.
+    """
+    conn.set(keys.job_cancelled(job.job_id), 1)
+    prefix = keys.rq_job_id("generate", job.job_id, "")
+    ours = [rq_id for rq_id in generate_queue(conn).get_job_ids() if rq_id.startswith(prefix)]
+    jobs = [j for j in Job.fetch_many(ours, connection=conn, serializer=JSONSerializer) if j is not None]
+    for rq_job in jobs:
+        rq_job.cancel()  # to RQ's canceled registry: `rq info` shows it, and a resubmit enqueues it afresh
+    return len(jobs)
+
+
+def is_cancelled(conn: redis.Redis, job_id: str) -> bool:
+    return bool(conn.exists(keys.job_cancelled(job_id)))

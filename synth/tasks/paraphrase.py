@@ -1,0 +1,162 @@
+"""Paraphrase: N rewrites of each input text, in one or more styles (neutral, formal, casual, typos).
+
+Each (input, style) pair is one work item. The model answers with a JSON list or numbered lines; a
+paraphrase that only repeats its source, or repeats another paraphrase of the same answer, is kept as a
+rejected record (`identical_to_source`, `duplicate_in_answer`), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from synth.errors import ParseError
+from synth.expand import WorkItem
+from synth.ids import stable_hash
+from synth.inputs import InputRow, Unit, row_unit
+from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, normalized
+
+Style = Literal["neutral", "formal", "casual", "typos"]
+STYLE_HINTS: dict[str, str] = {
+    "neutral": "plain, neutral wording that keeps the register of the original",
+    "formal": "a formal, polite register with complete sentences",
+    "casual": "a casual, conversational register, as someone would say it to a friend",
+    "typos": "the way real users type it: vague, informal, mostly lowercase, little punctuation, a few "
+    "misspelled words and typos",
+}
+NUMBERED = re.compile(r"^[ \t]*(?:\*\*)?(\d{1,2})[.)](?:\*\*)?[ \t]+(.+?)[ \t]*$", re.MULTILINE)
+QUOTES = "\"'“”«»"
+
+
+class ParaphraseSample(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    paraphrase: str = Field(min_length=1)
+    style: Style
+
+
+class ParaphraseList(BaseModel):
+    """What the model must answer: {"paraphrases": ["...", ...]}."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    paraphrases: list[str] = Field(min_length=1)
+
+    @field_validator("paraphrases", mode="after")
+    @classmethod
+    def _no_blank(cls, values: list[str]) -> list[str]:
+        stripped = [v.strip().strip(QUOTES).strip() for v in values]
+        if not all(stripped):
+            raise ValueError("a paraphrase is empty")
+        return stripped
+
+
+class ParaphraseOptions(TaskOptions):
+    n: int = Field(3, ge=1, le=20, description="Paraphrases asked for per input and style.")
+    styles: list[Style] = Field(["neutral"], min_length=1, description="One work item per input and style.")
+    format: Literal["auto", "json", "lines"] = Field(
+        "auto", description="json: a JSON object; lines: numbered lines; auto: JSON where json_mode is on, else lines."
+    )
+
+    @field_validator("styles")
+    @classmethod
+    def _unique(cls, styles: list[str]) -> list[str]:
+        if len(set(styles)) != len(styles):
+            raise ValueError("a style is listed twice")
+        return styles
+
+
+class ParaphraseTask(Task):
+    name: ClassVar[str] = "paraphrase"
+    version: ClassVar[str] = "1"
+    Options: ClassVar[type[TaskOptions]] = ParaphraseOptions
+    Sample: ClassVar[type[BaseModel]] = ParaphraseSample
+    text_fields: ClassVar[tuple[str, ...]] = ("paraphrase",)
+    input_kind: ClassVar[Literal["none", "rows", "documents"]] = "rows"
+
+    @property
+    def opts(self) -> ParaphraseOptions:
+        assert isinstance(self.options, ParaphraseOptions)
+        return self.options
+
+    def template_vars(self) -> dict[str, Any]:
+        return {"n": self.opts.n, "format": self.opts.format}
+
+    def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
+        """One unit per (row, style); its id hashes both, so adding a style keeps the other items."""
+        for row in inputs:
+            assert isinstance(row, InputRow)
+            for style in self.opts.styles:
+                unit_id = stable_hash(row.input_id, style)
+                yield row_unit(row, unit_id, style=style, style_hint=STYLE_HINTS[style])
+
+    def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
+        return [{"paraphrase": p} for p in parse_paraphrases(text, finish_reason, self.opts.format)]
+
+    def parse_generation(self, item: WorkItem, generation: Generation) -> list[dict[str, Any] | Rejected]:
+        source, style = str(item.vars["input"]), str(item.vars["style"])
+        found = parse_paraphrases(generation.text, generation.finish_reason, self.opts.format)
+        samples: list[dict[str, Any] | Rejected] = []
+        seen = {normalized(source)}
+        accepted = 0
+        for paraphrase in found:
+            sample: dict[str, Any] = {"source": source, "paraphrase": paraphrase, "style": style}
+            key = normalized(paraphrase)
+            if key == normalized(source):
+                samples.append(Rejected(sample, "identical_to_source", "the paraphrase only repeats its source"))
+            elif key in seen:
+                samples.append(Rejected(sample, "duplicate_in_answer", "the answer repeats this paraphrase"))
+            elif accepted >= self.opts.n:
+                samples.append(Rejected(sample, "extra_paraphrase", f"more than the {self.opts.n} asked for"))
+            else:
+                samples.append(sample)
+                accepted += 1
+            seen.add(key)
+        return samples
+
+
+def parse_paraphrases(text: str, finish_reason: str | None, fmt: str = "auto") -> list[str]:
+    """Paraphrases from {"paraphrases": [...]}, a bare JSON list of strings, or numbered lines ("1. ...")."""
+    if finish_reason == "length":
+        raise ParseError("truncated", "output cut off at max_tokens: its last paraphrase may be incomplete", text)
+    if fmt != "lines":
+        value = _json_value(text)
+        if value is not None:
+            return _validated(value, text)
+        if fmt == "json":
+            raise ParseError("parse_error", 'no JSON object like {"paraphrases": [...]} in the output', text)
+    lines = [match.group(2).strip().strip(QUOTES).strip() for match in NUMBERED.finditer(text)]
+    lines = [line for line in lines if line]
+    if not lines:
+        expected = "numbered lines" if fmt == "lines" else 'JSON {"paraphrases": [...]} or numbered lines'
+        raise ParseError("parse_error", f"no paraphrases found: expected {expected}", text)
+    return lines
+
+
+def _json_value(text: str) -> Any:
+    """The first JSON object or list in a ``` fence or the bare text; None when there is none."""
+    decoder = json.JSONDecoder()
+    for candidate in [m.group(1) for m in FENCE.finditer(text)] + [text]:
+        for match in re.finditer(r"[\[{]", candidate):
+            try:
+                value, _ = decoder.raw_decode(candidate, match.start())
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], str)):
+                return value
+    return None
+
+
+def _validated(value: Any, raw: str) -> list[str]:
+    data = {"paraphrases": value} if isinstance(value, list) else value
+    try:
+        return ParaphraseList.model_validate(data).paraphrases
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None

@@ -1,0 +1,267 @@
+"""The distributed executor against a real Redis and real `synth worker` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+
+import pytest
+import redis
+from click.testing import CliRunner
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from synth import keys
+from synth.cli import main
+from synth.expand import plan_batches, with_items
+from synth.llm.shared_limits import SharedLimits
+from synth.plan import prepare
+from synth.queue import batch_from_json, batch_to_json, load_job, reconcile
+from synth.redis_state import connect_async
+from synth.specfile import load_spec
+from synth.testing.mock_openai import Behaviour
+from tests.conftest import base_spec, write_spec
+from tests.distributed import (
+    assert_complete_exactly_once,
+    record_ids,
+    run_locally,
+    shard_rows,
+    submit_spec,
+    wait_done,
+    wait_until,
+)
+
+TOPICS = {"science": {"physics": 12, "biology": 9}, "cooking": 7}
+ITEMS = 28
+
+
+@pytest.fixture
+def spec(tmp_path, mock_llm):
+    return write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4))
+
+
+def sample_of(rows):
+    return {row["record_id"]: (row["status"], row["sample"], [v["passed"] for v in row["verdicts"]]) for row in rows}
+
+
+def test_batch_payload_round_trips_through_json(spec):
+    prepared = prepare(load_spec(spec))
+    batch = with_items(prepared.spec, prepared.template_shas, next(plan_batches(prepared.spec, 4)))
+    assert batch_from_json(json.loads(json.dumps(batch_to_json(batch)))) == batch
+    assert batch_from_json(batch_to_json(batch)).items == batch.items
+
+
+def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, cluster):
+    asyncio.run(run_locally(spec, tmp_path / "local"))
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "dist")
+    report = wait_done(conn, job)
+    assert (report.batches_done, report.totals.items, report.totals.failed) == (job.total_batches, ITEMS, 0)
+    local = shard_rows(tmp_path / "local", "accepted") + shard_rows(tmp_path / "local", "rejected")
+    dist = shard_rows(tmp_path / "dist", "accepted") + shard_rows(tmp_path / "dist", "rejected")
+    assert sample_of(dist) == sample_of(local)
+    assert len(dist) == ITEMS
+    assert_complete_exactly_once(tmp_path / "dist", spec)
+
+
+def test_lineage_of_a_distributed_record_names_the_job(spec, tmp_path, cluster):
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    wait_done(conn, job)
+    row = shard_rows(tmp_path / "out", "accepted")[0]
+    assert row["lineage"]["job_id"] == row["lineage"]["run_id"] == job.job_id
+    assert row["lineage"]["prompt_sha256"]
+    assert row["lineage"]["model"] == "openai/mock-model"
+
+
+def test_submit_enqueues_one_rq_job_per_batch_and_returns_at_once(spec, tmp_path, cluster):
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    queued = conn.llen(f"rq:queue:{keys.GENERATE_QUEUE}")
+    assert queued == job.total_batches == 8
+    assert record_ids(tmp_path / "out") == []
+
+
+def test_resubmitting_an_unfinished_job_enqueues_no_second_copy(spec, tmp_path, cluster):
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    _, again = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    assert again.job_id == job.job_id
+    assert conn.llen(f"rq:queue:{keys.GENERATE_QUEUE}") == job.total_batches
+
+
+def test_rq_payloads_are_json_and_hold_no_secret(tmp_path, cluster, mock_llm, monkeypatch):
+    secret = "sk-test-secret-0123456789"
+    monkeypatch.setenv("MOCK_KEY", secret)
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4, api_key_env="MOCK_KEY"))
+    cluster.env["MOCK_KEY"] = secret
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    wait_done(conn, job)
+    for key in conn.scan_iter(count=1000):
+        dump = conn.dump(key) or b""
+        assert secret.encode() not in dump, key
+    rq_job = Job.fetch(keys.rq_job_id("generate", job.job_id, job_batch_id(conn, job)), conn, JSONSerializer)
+    payload = json.loads(zlib.decompress(conn.hget(rq_job.key, "data")))
+    assert payload[0] == "workers.jobs.generate"
+    assert secret not in json.dumps(payload)
+    assert secret not in "".join(p.read_text() for p in (tmp_path / "out").rglob("*.json*"))
+
+
+def job_batch_id(conn, job):
+    return next(iter(conn.smembers(keys.job_batches(job.job_id)))).decode()
+
+
+def test_status_reports_a_finished_job_by_id_and_by_directory(spec, tmp_path, cluster):
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    wait_done(conn, job)
+    runner = CliRunner()
+    by_id = runner.invoke(main, ["status", job.job_id, "--redis", cluster.redis.url, "--json"])
+    assert by_id.exit_code == 0, by_id.output
+    report = json.loads(by_id.output)
+    assert (report["totals"]["items"], report["batches_done"], report["workers"]) == (ITEMS, 8, 2)
+    by_dir = runner.invoke(main, ["status", str(tmp_path / "out"), "--redis", cluster.redis.url])
+    assert by_dir.exit_code == 0
+    assert "28 / 28" in by_dir.output
+
+
+def test_status_of_an_unknown_job_says_how_to_find_it(cluster):
+    result = CliRunner().invoke(main, ["status", "nope", "--redis", cluster.redis.url])
+    assert result.exit_code == 2
+    assert "give its run directory" in result.output
+
+
+def test_submit_with_a_broken_spec_enqueues_nothing(tmp_path, cluster, mock_llm):
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, templates=["instructions/missing.j2"]))
+    result = CliRunner().invoke(main, ["submit", str(spec), "--redis", cluster.redis.url, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "missing.j2" in result.output
+    assert redis.Redis.from_url(cluster.redis.url).dbsize() == 0
+
+
+def test_submit_wait_shows_the_summary_and_exits_zero(spec, tmp_path, cluster):
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    args = ["submit", str(spec), "--redis", cluster.redis.url, "--out", str(tmp_path / "out"), "--wait"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "submitted job" in result.output
+    assert "28 / 28" in result.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["totals"]["items"] == ITEMS
+
+
+def test_cancel_stops_further_batches_and_keeps_finished_records(tmp_path, cluster, mock_llm):
+    mock_llm.reset(latency_s=0.3)
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4))
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    wait_until(lambda: conn.hlen(keys.job_done(job.job_id)) >= 1, 60, "a first batch")
+    result = CliRunner().invoke(main, ["cancel", job.job_id, "--redis", cluster.redis.url])
+    assert result.exit_code == 0, result.output
+    report = wait_done(conn, job)
+    assert report.cancelled
+    assert 1 <= report.batches_done < job.total_batches
+    kept = record_ids(tmp_path / "out")
+    assert len(kept) == len(set(kept)) == report.totals.items
+
+    _, again = submit_spec(cluster.redis.url, spec, tmp_path / "out")  # a resubmit continues the job
+    final = wait_done(conn, again)
+    assert final.batches_done == job.total_batches
+    assert not final.cancelled
+    assert_complete_exactly_once(tmp_path / "out", spec)
+
+
+def test_repair_rebuilds_a_job_that_redis_lost_and_finishes_it(spec, tmp_path, cluster):
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    conn.flushall()  # a flushed Redis: queue, job meta, cache and claims gone
+    result = CliRunner().invoke(main, ["status", str(tmp_path / "out"), "--redis", cluster.redis.url, "--repair"])
+    assert result.exit_code == 0, result.output
+    assert "8 batch(es) re-enqueued" in result.output
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    wait_done(conn, load_job(conn, job.job_id))
+    assert_complete_exactly_once(tmp_path / "out", spec)
+
+
+def test_reconcile_reenqueues_only_lost_batches(spec, tmp_path, cluster):
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    queue_key = f"rq:queue:{keys.GENERATE_QUEUE}"
+    lost = conn.lpop(queue_key).decode()
+    conn.delete(f"rq:job:{lost}")  # the job vanished, as with a Redis that lost its last second of writes
+    fixed = reconcile(conn, job)
+    assert (fixed.enqueued, fixed.alive) == (1, job.total_batches - 1)
+    assert conn.llen(queue_key) == job.total_batches
+
+
+def test_a_fatal_model_error_stops_the_job_and_says_why(spec, tmp_path, cluster, mock_llm):
+    mock_llm.when_prompt_contains("", Behaviour(status=401))
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    report = wait_done(conn, job)
+    assert report.error is not None
+    assert "401" in report.error
+    assert record_ids(tmp_path / "out") == []
+
+
+def test_global_concurrency_holds_across_workers(tmp_path, cluster, mock_llm):
+    mock_llm.reset(latency_s=0.05)
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4, concurrency=3))
+    cluster.start_worker("generate")
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    cluster.wait_idle_workers(3)
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    wait_done(conn, job)
+    assert mock_llm.state.peak_in_flight <= 3
+    assert_complete_exactly_once(tmp_path / "out", spec)
+
+
+async def test_shared_rate_limit_spaces_requests_beyond_the_bucket(redis_server):
+    client = connect_async(redis_server.url)
+    await client.flushall()
+    limits = [SharedLimits(client, "m", 100, rpm=600) for _ in range(2)]  # 600/min: a bucket of 600, 10 per s
+    started = time.monotonic()
+
+    async def one(i):
+        async with limits[i % 2].slot(10):
+            pass
+
+    await asyncio.gather(*(one(i) for i in range(615)))
+    assert time.monotonic() - started >= 1.0  # 15 beyond the bucket need 1.5 s at 10/s, whichever client asks
+    await client.aclose()
+
+
+async def test_shared_concurrency_lease_of_a_dead_holder_expires(redis_server):
+    client = connect_async(redis_server.url)
+    await client.flushall()
+    dead, alive = SharedLimits(client, "m", 1, lease_s=0.3), SharedLimits(client, "m", 1, lease_s=0.3)
+    holder = dead.slot(1)
+    await holder.__aenter__()  # never released: its process "died"...
+    await dead.aclose()  # ...and stopped renewing its lease
+    started = time.monotonic()
+    async with alive.slot(1):
+        waited = time.monotonic() - started
+    assert 0.2 <= waited < 3
+    await alive.aclose()
+    await client.aclose()
+
+
+async def test_shared_concurrency_lease_outlives_a_long_call_of_a_live_holder(redis_server):
+    client = connect_async(redis_server.url)
+    await client.flushall()
+    first, second = SharedLimits(client, "m", 1, lease_s=0.3), SharedLimits(client, "m", 1, lease_s=0.3)
+    async with first.slot(1):
+        waiter = asyncio.create_task(second.slot(1).__aenter__())
+        await asyncio.sleep(1.0)  # three lease lengths: renewed, so the slot is still held
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, 3)
+    await first.aclose()
+    await second.aclose()
+    await client.aclose()

@@ -1,0 +1,103 @@
+"""The RQ job functions, by dotted name: `workers.jobs.generate` and `workers.jobs.verify`. Thin on purpose.
+
+Each runs one batch through the same `synth.pipeline` stages the local executor runs. RQ gives every job a
+fresh process (the work horse), so clients are made inside the job's own event loop and closed before it
+returns. Writes are idempotent by batch id: a job run twice (a retry, or an orphaned horse whose worker was
+killed) rewrites the same shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import redis
+from rq import get_current_job
+
+from synth import keys
+from synth.errors import ModelError
+from synth.expand import BatchRef
+from synth.llm import LLMClient
+from synth.llm.shared_limits import SharedLimits
+from synth.pipeline import GeneratedBatch, JobContext, Verification, build_verifiers, generate_batch, verify_batch
+from synth.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
+from synth.redis_state import RedisState, connect_async
+from synth.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
+    """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done."""
+    conn = _connection()
+    job = load_job(conn, job_id)
+    ref = batch_from_json(batch)
+    if is_cancelled(conn, job_id):
+        return {"skipped": "cancelled"}
+    if RunStore(job.out).done_marker(ref, job.spec.verifier_fingerprint) is not None:
+        return {"skipped": "done"}
+    try:
+        generated = asyncio.run(_generate(job, ref))
+    except ModelError as exc:  # fatal: bad key, unknown model. Stop the job as a local run stops.
+        conn.set(keys.job_error(job_id), str(exc))
+        logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
+        raise
+    enqueue_verify(conn, job_id, batch, generated.to_json())
+    return {"records": len(generated.records), "failed": len(generated.failed)}
+
+
+async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
+    prepared = job.prepare()
+    client = connect_async()
+    spec = prepared.spec
+    shared = SharedLimits(
+        client,
+        spec.model,
+        spec.concurrency,
+        rpm=spec.rate_limit.rpm,
+        tpm=spec.rate_limit.tpm,
+    )
+    cache = RedisState(client, job.job_id)
+    llm = LLMClient(spec, cache=cache, shared=shared)
+    try:
+        store = RunStore(job.out)
+        ctx = JobContext(
+            spec, prepared.task, prepared.templates, llm, [], store, job.job_id, job.job_id, prepared.json_mode
+        )
+        return await generate_batch(batch, ctx)
+    finally:
+        await llm.aclose()
+        await shared.aclose()
+        await client.aclose()
+
+
+def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
+    """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it."""
+    conn = _connection()
+    job = load_job(conn, job_id)
+    marker = asyncio.run(_verify(job, batch_from_json(batch), GeneratedBatch.from_json(generated)))
+    summary = {key: marker[key] for key in ("item_ids", "counts", "rejected_by_reason", "failed_by_error", "usage")}
+    conn.hset(keys.job_done(job_id), marker["batch_id"], json.dumps(summary))
+    if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
+        RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
+    return dict(marker["counts"])
+
+
+async def _verify(job: QueuedJob, batch: BatchRef, generated: GeneratedBatch) -> dict[str, Any]:
+    prepared = job.prepare()
+    client = connect_async()
+    try:
+        verifiers = build_verifiers(prepared, RedisState(client, job.job_id))
+        stage = Verification(verifiers, RunStore(job.out), job.job_id, job.spec.verifier_fingerprint)
+        return await verify_batch(batch, generated, stage)
+    finally:
+        await client.aclose()
+
+
+def _connection() -> redis.Redis:
+    current = get_current_job()
+    if current is None:
+        raise RuntimeError("workers.jobs functions run inside an RQ worker")
+    return current.connection
