@@ -157,7 +157,8 @@ def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobC
     """One record per sample, the task's own rejections included; one rejected record when nothing parsed."""
     try:
         screen_output(generation.text, generation.finish_reason, generation.messages)
-        samples = ctx.task.parse_generation(item, generation)
+        parsed = ctx.task.parse_generation(item, generation)
+        samples = [s if isinstance(s, Rejected) else ctx.task.finish_sample(s, item.vars) for s in parsed]
     except ParseError as exc:
         samples = [Rejected({}, exc.reason, str(exc))]
     records = []

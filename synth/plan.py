@@ -1,5 +1,5 @@
-"""Everything checked before the first LLM call: plugins and their options, templates, a dry render of
-every (topic, template) pair; and the dry-run report of `synth plan`."""
+"""Everything checked before the first LLM call: plugins and their options, templates, inputs, a dry render of
+every (topic, template) pair, then the growing of `topics.expand`; and the dry-run report of `synth plan`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
 from synth.expand import Leaf, leaves, work_item
+from synth.ids import stable_hash
 from synth.llm.pricing import Pricing, model_info
 from synth.prompts import PromptLibrary, Template
 from synth.sourcing import SourceSummary, sourced_item, summarize
 from synth.specfile import LoadedSpec, Path_
 from synth.specs import JobSpec
 from synth.tasks import TASKS, Task, build_task
+from synth.topiccache import grow_spec_topics, stand_in_spec
 from synth.verify import VerifierOptions, parse_options
 
 
@@ -81,12 +83,18 @@ def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: 
     Reads every sourced topic's inputs once, end to end: a bad row stops the job here, before any spend.
     A distributed worker passes the job's shipped templates as `library` and `check=False`: it runs what the
     submitter already checked (inputs read, every template rendered), and may not even have the inputs.
+
+    `topics: {expand: ...}` is checked against a stand-in leaf as deep as the grown ones; only once everything
+    passed does a model grow the tree (the only model calls before a run), and the grown topics are checked
+    again. The prepared spec carries the grown tree, so a submitted job ships concrete topics to its workers.
     """
     spec = loaded.spec
+    if not check and spec.expansion is not None:
+        raise UserError("topics.expand is not grown yet: a worker runs only jobs the submitter prepared (and grew)")
     problems: list[str] = []
     task = _build_task(loaded, problems)
     verifier_options = _verifier_options(loaded, problems)
-    all_leaves = leaves(spec)
+    all_leaves = leaves(stand_in_spec(spec))
     if task is not None:
         problems.extend(_input_problems(loaded, task, all_leaves))
     if problems:
@@ -97,6 +105,15 @@ def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: 
     prepared = PreparedJob(spec, task, templates, verifier_options, all_leaves, loaded.base_dir)
     if not check:
         return prepared
+    prepared = _checked(prepared, loaded)
+    if spec.expansion is not None:  # the model calls come after every check that costs nothing
+        grown = grow_spec_topics(spec, library)
+        prepared = _checked(replace(prepared, spec=grown, leaves=leaves(grown), sources={}), loaded)
+    return prepared
+
+
+def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
+    """The job with its sourced leaves counted, once one item of each (topic, template) pair has rendered."""
     prepared = _count_sources(prepared, loaded)
     for leaf, template in _one_item_per_template(prepared):
         try:
@@ -110,10 +127,11 @@ def _input_problems(loaded: LoadedSpec, task: Task, found: list[Leaf]) -> list[s
     """A task that reads inputs needs them on every topic; a task that reads none must not be given any."""
     readers = ", ".join(sorted(name for name, cls in TASKS.items() if cls.input_kind != "none"))
     problems = []
+    target = "the spec" if loaded.spec.expansion is not None else "this topic (or the spec)"
     for leaf in found:
-        where = loaded.locate(("topics", *leaf.path))
+        where = _where(loaded, leaf)
         if task.input_kind != "none" and leaf.inputs is None:
-            problems.append(f"{where}: task {task.name} generates from inputs: give this topic (or the spec) `inputs:`")
+            problems.append(f"{where}: task {task.name} generates from inputs: give {target} `inputs:`")
         elif task.input_kind == "none" and leaf.inputs is not None:
             hint = f"remove `inputs:`, or use a task that reads them ({readers})"
             problems.append(f"{where}: task {task.name} takes no inputs: {hint}")
@@ -121,22 +139,36 @@ def _input_problems(loaded: LoadedSpec, task: Task, found: list[Leaf]) -> list[s
 
 
 def _count_sources(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
-    """Reads each sourced leaf once: its quota becomes its unit count."""
-    counted, sources = [], {}
+    """Reads each distinct input of the sourced leaves once (leaves inheriting it share one pass): quota = units."""
+    counted, sources, read = [], {}, {}
     for leaf in prepared.leaves:
         if leaf.inputs is None:
             counted.append(leaf)
             continue
-        where = loaded.locate(("topics", *leaf.path, "inputs"))
-        try:
-            summary = summarize(prepared.spec, prepared.task, leaf, prepared.base_dir)
-        except UserError as exc:
-            raise UserError(f"{where}: {exc}") from None
-        if summary.first is None and leaf.max_units != 0:
-            raise SpecError(f"{where}: {leaf.inputs['path']} holds no input rows: nothing to generate from")
-        sources[leaf.path] = summary
-        counted.append(replace(leaf, quota=summary.units))
+        key = stable_hash(leaf.inputs, leaf.max_units)
+        if key not in read:
+            read[key] = _summary(prepared, leaf, _where(loaded, leaf, inputs=True))
+        sources[leaf.path] = read[key]
+        counted.append(replace(leaf, quota=read[key].units))
     return replace(prepared, leaves=counted, sources=sources)
+
+
+def _summary(prepared: PreparedJob, leaf: Leaf, where: str) -> SourceSummary:
+    assert leaf.inputs is not None
+    try:
+        summary = summarize(prepared.spec, prepared.task, leaf, prepared.base_dir)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if summary.first is None and leaf.max_units != 0:
+        raise SpecError(f"{where}: {leaf.inputs['path']} holds no input rows: nothing to generate from")
+    return summary
+
+
+def _where(loaded: LoadedSpec, leaf: Leaf, *, inputs: bool = False) -> str:
+    """A leaf (or its `inputs:`) as the user wrote it; the leaves `topics.expand` grows inherit the spec's inputs."""
+    if loaded.spec.expansion is not None:
+        return loaded.locate(("inputs",) if inputs else ("topics", "expand"))
+    return loaded.locate(("topics", *leaf.path, "inputs") if inputs else ("topics", *leaf.path))
 
 
 def _build_task(loaded: LoadedSpec, problems: list[str]) -> Task | None:

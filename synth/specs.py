@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from synth.errors import UserError
 from synth.ids import stable_hash
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -165,6 +166,59 @@ def check_topic_name(name: str) -> str:
     return name
 
 
+RESERVED_TOPIC_KEYS = frozenset(TopicNode.model_fields)  # a subtopic may not be named like these
+EXPAND_KEY = "expand"
+MAX_EXPANDED_LEAVES = 10_000
+
+
+class TopicExpansionSettings(StrictModel):
+    """`topics: {expand: {...}}`: a model grows the topic tree from one subject when the job is prepared."""
+
+    root: str = Field(min_length=1, max_length=120, description="The subject at the top of the tree.")
+    depth: int = Field(2, ge=1, le=4, description="Levels of subtopics under the root.")
+    degree: int = Field(5, ge=1, le=50, description="Subtopics asked for per topic.")
+    quota: int = Field(10, ge=1, le=10_000_000, description="Items per leaf of the grown tree.")
+    model: str | None = Field(None, min_length=1, description="Model that grows the tree (default: the spec's).")
+
+    @field_validator("root")
+    @classmethod
+    def _root_is_a_topic_name(cls, root: str) -> str:
+        check_topic_name(root.strip())
+        if root.strip() == EXPAND_KEY:
+            raise ValueError(f"the root may not be {EXPAND_KEY!r}: that key marks a topic expansion")
+        return root.strip()
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TopicExpansionSettings:
+        if self.degree**self.depth > MAX_EXPANDED_LEAVES:
+            raise ValueError(f"degree**depth is over {MAX_EXPANDED_LEAVES:,} leaves: lower depth or degree")
+        return self
+
+
+class TopicExpansion(StrictModel):
+    expand: TopicExpansionSettings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) - {EXPAND_KEY}:
+            others = ", ".join(sorted(str(k) for k in set(data) - {EXPAND_KEY}))
+            raise ValueError(f"`{EXPAND_KEY}` grows the whole tree, so topics takes no other keys (found {others})")
+        return data
+
+
+def _topics_kind(value: Any) -> str:
+    is_expansion = isinstance(value, TopicExpansion) or (isinstance(value, dict) and EXPAND_KEY in value)
+    return "/expand" if is_expansion else "/tree"
+
+
+# `topics:` is a tree, or `{expand: {...}}`, which `synth.topics` turns into a tree before anything runs.
+Topics = Annotated[
+    Annotated[TopicExpansion, Tag("/expand")] | Annotated[dict[str, TopicValue], Field(min_length=1), Tag("/tree")],
+    Discriminator(_topics_kind),
+]
+
+
 class JobSpec(StrictModel):
     """A whole job: model, task, templates, topics with quotas, verifier chain and how to run it."""
 
@@ -183,7 +237,7 @@ class JobSpec(StrictModel):
     templates: list[str] = Field(min_length=1, description="Prompt templates (Jinja2), used round-robin per topic.")
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
     inputs: InputRef | None = Field(None, description="Inputs every topic uses unless it names its own.")
-    topics: dict[str, TopicValue] = Field(min_length=1)
+    topics: Topics
     total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
     verifiers: list[PluginRef] = Field(default_factory=list)
     concurrency: int = Field(16, ge=1, le=4096, description="Most LLM calls in flight; adapts down on 429s.")
@@ -194,8 +248,8 @@ class JobSpec(StrictModel):
 
     @field_validator("topics")
     @classmethod
-    def _check_topic_names(cls, topics: dict[str, Any]) -> dict[str, Any]:
-        for name in topics:
+    def _check_topic_names(cls, topics: TopicExpansion | dict[str, Any]) -> TopicExpansion | dict[str, Any]:
+        for name in topics if isinstance(topics, dict) else ():
             check_topic_name(name)
         return topics
 
@@ -211,6 +265,10 @@ class JobSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> JobSpec:
+        if self.expansion is not None:
+            if self.total is not None:
+                raise ValueError("total is set but topics.expand gives every leaf a quota: nothing to share it among")
+            return self
         sized: list[tuple[tuple[str, ...], TopicNode]] = []
         unsized: list[tuple[tuple[str, ...], TopicNode]] = []
         sourced: list[tuple[tuple[str, ...], TopicNode]] = []
@@ -234,7 +292,15 @@ class JobSpec(StrictModel):
             raise ValueError("every quota is 0: nothing to generate")
         return self
 
+    @property
+    def expansion(self) -> TopicExpansionSettings | None:
+        """The settings of `topics: {expand: ...}`, or None when the spec spells its topic tree out."""
+        return self.topics.expand if isinstance(self.topics, TopicExpansion) else None
+
     def topic_roots(self) -> dict[str, TopicNode]:
+        """The topic tree's top level. A spec with `topics.expand` has none until `synth.plan.prepare` grows it."""
+        if isinstance(self.topics, TopicExpansion):
+            raise UserError("topics.expand is not grown yet: prepare the job (synth.plan.prepare) first")
         return {name: as_topic(node) for name, node in self.topics.items()}
 
     @cached_property
@@ -242,7 +308,10 @@ class JobSpec(StrictModel):
         """Hash of what decides each item's content; execution knobs and quotas are left out."""
         excluded = set(EXECUTION_FIELDS) | {"total", "description", "topics", "inputs"}
         content = self.model_dump(mode="json", exclude=excluded)
-        content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
+        if isinstance(self.topics, TopicExpansion):  # a prepared job's spec carries the grown tree instead
+            content["topics"] = self.topics.model_dump(mode="json")
+        else:
+            content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
         if self.inputs is not None:  # only when set: specs without inputs keep the spec_id they always had
             content["inputs"] = self.inputs.content()
         return stable_hash(content)

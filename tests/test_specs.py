@@ -510,7 +510,7 @@ MALFORMED = [
         "unknown_task",
         yaml_file(edited("task: instructions", "task: poems")),
         SpecError,
-        ("task (line 7): unknown task 'poems'; known tasks: backtranslation, doc_qa, instructions, paraphrase",),
+        ("task (line 7): unknown task 'poems'; known tasks: backtranslation, code, doc_qa, instructions, paraphrase",),
     ),
     Malformed(
         "unknown_task_option",

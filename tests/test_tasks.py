@@ -216,11 +216,14 @@ def test_samples_per_call_out_of_range_is_rejected(count):
 def test_unknown_task_is_a_user_error_listing_known_tasks():
     with pytest.raises(UserError) as caught:
         task_class("poems")
-    assert str(caught.value) == "unknown task 'poems'; known tasks: backtranslation, doc_qa, instructions, paraphrase"
+    assert (
+        str(caught.value)
+        == "unknown task 'poems'; known tasks: backtranslation, code, doc_qa, instructions, paraphrase"
+    )
 
 
 def test_instructions_task_is_registered_by_name():
-    assert sorted(TASKS) == ["backtranslation", "doc_qa", "instructions", "paraphrase"]
+    assert sorted(TASKS) == ["backtranslation", "code", "doc_qa", "instructions", "paraphrase"]
     assert task_class("instructions") is InstructionsTask
     assert InstructionsTask.text_fields == ("instruction", "input", "output")
 

@@ -28,6 +28,7 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.serve import serve_model
+from synth.cli.topics import topics
 from synth.errors import ModelError, SynthError, UserError
 from synth.plan import PreparedJob, plan_report, prepare
 from synth.queue import JOB_FILE
@@ -219,4 +220,5 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 
 
 main.add_command(serve_model)
+main.add_command(topics)
 main.add_command(worker)

@@ -7,12 +7,13 @@ from typing import Any
 from synth.errors import UserError
 from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
+from synth.tasks.code import CodeTask
 from synth.tasks.doc_qa import DocQaTask
 from synth.tasks.instructions import InstructionsTask
 from synth.tasks.paraphrase import ParaphraseTask
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask)
+    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask, CodeTask)
 }
 
 

@@ -114,6 +114,10 @@ class Task:
         """Generation → samples, some perhaps rejected by the task. Default: `parse` of the final text."""
         return list(self.parse(generation.text, generation.finish_reason))
 
+    def finish_sample(self, sample: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+        """A parsed sample completed from its work item's variables (e.g. a topic's difficulty). Default: as is."""
+        return sample
+
     def response_schema(self) -> dict[str, Any]:
         return self.Sample.model_json_schema()
 
