@@ -28,6 +28,7 @@ from synth import keys
 from synth.plan import prepare
 from synth.queue import QueuedJob, submit
 from synth.specfile import load_spec
+from synth.store import RunStore
 from synth.testing.cluster import Cluster, RedisServer, kill_tree
 
 
@@ -38,7 +39,7 @@ def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> t
         started = time.perf_counter()
         wait_all_done(conn, job)
         wall = time.perf_counter() - started
-    return wall, json.loads((job.out / "manifest.json").read_text())["totals"]
+    return wall, RunStore(job.out).write_manifest()["totals"]
 
 
 class running_cluster:  # noqa: N801 (a context manager named for what it gives)
@@ -121,7 +122,7 @@ def recovery(latency: float) -> dict[str, Any]:
                 time.sleep(0.05)
             recovered_s = time.perf_counter() - killed_at
             wait_all_done(conn, job)
-        totals = json.loads((job.out / "manifest.json").read_text())["totals"]
+        totals = RunStore(job.out).write_manifest()["totals"]
     return {
         "scenario": "recovery after SIGKILL of a whole generate worker mid-batch",
         "seconds_until_the_killed_batch_is_written": round(recovered_s, 1),

@@ -172,9 +172,11 @@ class SharedLimits:
             if time.monotonic() - renewed_at >= self.lease_s / 3 and self._busy:
                 await self._call(self._renew, [self._slots], [self.lease_s, *self._busy])
                 renewed_at = time.monotonic()
-            timeout = POLL_S if self._waiters else self.lease_s / 3
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event is set,
+            # which made aclose() wait out a whole renewal period (seen as 5 s stalls in bench/distributed.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(POLL_S if self._waiters else self.lease_s / 3):
+                    await self._wake.wait()
 
     async def _top_up(self) -> None:
         wanted = [uuid.uuid4().hex for _ in range(len(self._waiters))]
