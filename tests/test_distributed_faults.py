@@ -11,9 +11,10 @@ import time
 
 import pytest
 import redis
+from rq.registry import StartedJobRegistry
 
 from synth import keys
-from synth.queue import GENERATE_FUNC, generate_queue
+from synth.queue import GENERATE_FUNC, generate_queue, verify_queue
 from synth.testing.cluster import Cluster, RedisServer, children, kill_tree
 from tests.conftest import base_spec, write_spec
 from tests.distributed import assert_complete_exactly_once, submit_spec, wait_done, wait_until
@@ -97,12 +98,16 @@ def test_a_batch_run_twice_at_once_rewrites_the_same_shard(tmp_path, cluster, mo
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     wait_done(conn, job)
-    wait_until(lambda: generate_queue(conn).count == 0 and not conn.llen(f"rq:queue:{keys.VERIFY_QUEUE}"), 60, "idle")
-    time.sleep(1)
-    assert_complete_exactly_once(tmp_path / "out", spec)
     duplicate = generate_queue(conn).fetch_job("synth-generate-duplicate-copy")
     assert duplicate is not None
-    assert duplicate.get_status() == "finished"
+    wait_until(lambda: duplicate.get_status() == "finished", 60, "the duplicate copy to finish")
+    wait_until(lambda: conn.llen(f"rq:queue:{keys.VERIFY_QUEUE}") == 0, 60, "no verify job left")
+    wait_until(lambda: not verify_running(conn), 60, "verify workers idle")
+    assert_complete_exactly_once(tmp_path / "out", spec)
+
+
+def verify_running(conn) -> bool:
+    return bool(StartedJobRegistry(queue=verify_queue(conn)).get_job_ids(cleanup=False))
 
 
 def test_redis_killed_and_restarted_mid_run_loses_nothing(slow_spec, tmp_path, mock_llm):
