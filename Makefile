@@ -34,6 +34,8 @@ test-fast:
 
 bench:
 	$(PY) bench/throughput.py
+	$(PY) bench/distributed.py
+	$(PY) bench/chunking.py
 	$(PY) bench/local_model.py
 
 demo:  ## the main job: offline, on the bundled local model
