@@ -20,6 +20,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
 from synth import keys
+from synth.errors import UserError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
@@ -39,6 +40,22 @@ def _retry() -> Retry:
 def connect(url: str | None = None) -> redis.Redis:
     """A blocking client (for RQ and the CLI) that rides out a Redis restart."""
     return redis.Redis.from_url(redis_url(url), retry=_retry(), retry_on_error=RETRY_ON, health_check_interval=15)
+
+
+def connect_checked(url: str | None = None) -> redis.Redis:
+    """`connect`, after one quick ping: a command pointed at no Redis says so at once instead of retrying."""
+    resolved = redis_url(url)
+    probe = redis.Redis.from_url(resolved, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        probe.ping()
+    except redis.RedisError as exc:
+        raise UserError(
+            f"cannot reach Redis at {safe_url(resolved)} ({exc}); start redis-server "
+            "(with --appendonly yes --maxmemory-policy noeviction) or point --redis / SYNTH_REDIS_URL at it"
+        ) from None
+    finally:
+        probe.close()
+    return connect(resolved)
 
 
 def connect_async(url: str | None = None) -> aioredis.Redis:

@@ -21,6 +21,7 @@ from synth.plan import prepare
 from synth.queue import batch_from_json, batch_to_json, load_job, reconcile
 from synth.redis_state import connect_async
 from synth.specfile import load_spec
+from synth.testing.cluster import free_port
 from synth.testing.mock_openai import Behaviour
 from tests.conftest import base_spec, write_spec
 from tests.distributed import (
@@ -266,3 +267,21 @@ async def test_shared_concurrency_lease_outlives_a_long_call_of_a_live_holder(re
     await first.aclose()
     await second.aclose()
     await client.aclose()
+
+
+@pytest.mark.parametrize("command", [["status", "some-job"], ["cancel", "some-job"], ["worker", "generate"]])
+def test_commands_pointed_at_no_redis_say_so_at_once(command):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    result = CliRunner().invoke(main, [*command, "--redis", url])
+    assert result.exit_code == 2
+    assert f"cannot reach Redis at {url}" in result.output
+    assert time.monotonic() - started < 10
+
+
+def test_submit_pointed_at_no_redis_spends_nothing(spec, tmp_path, mock_llm):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = CliRunner().invoke(main, ["submit", str(spec), "--redis", url, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "cannot reach Redis" in result.output
+    assert mock_llm.state.calls == []

@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 from synth import keys, verify
 from synth.llm.pricing import cost_map
 from synth.llm.transport import import_litellm
-from synth.redis_state import connect, redis_url, safe_url
+from synth.redis_state import connect_checked, redis_url, safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def start_worker(
     resolved = redis_url(url)
     os.environ["SYNTH_REDIS_URL"] = resolved  # work horses open their own asyncio clients from it
     preload(stage)
-    conn = connect(resolved)
+    conn = connect_checked(resolved)
     queue = Queue(keys.QUEUES[stage], connection=conn, serializer=JSONSerializer)
     worker = Worker(
         [queue],

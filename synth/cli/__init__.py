@@ -7,10 +7,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
@@ -27,9 +25,9 @@ from synth.cli.distributed import (
     wait_for,
     worker,
 )
+from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
-from synth.errors import ModelError, SynthError, UserError
 from synth.plan import PreparedJob, plan_report, prepare
 from synth.queue import JOB_FILE
 from synth.specfile import load_spec
@@ -37,9 +35,6 @@ from synth.specs import json_schema
 from synth.store import RunStore
 
 console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)  # a path cut in two cannot be copied
-
-EXIT_RUN_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 set_option = click.option(
@@ -49,28 +44,6 @@ set_option = click.option(
     metavar="PATH=VALUE",
     help="Override a spec field, e.g. --set model=openai/gpt-4o-mini --set params.temperature=0.2 (repeatable).",
 )
-
-
-def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns synth errors into one clear message and the documented exit code."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except UserError as exc:
-            _fail(f"error: {exc}", EXIT_USER_ERROR)
-        except ModelError as exc:
-            _fail(f"model error: {exc}", EXIT_RUN_FAILED)
-        except SynthError as exc:
-            _fail(f"run failed: {exc}", EXIT_RUN_FAILED)
-
-    return wrapper
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    errors.print(message, markup=False)
-    sys.exit(code)
 
 
 @click.group()
@@ -143,7 +116,7 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
     except KeyboardInterrupt:
         totals = RunStore(out_dir).totals() if (out_dir / "run.json").exists() else None
         done = totals.items if totals else 0
-        _fail(
+        fail(
             f"interrupted: {done:,} of {prepared.total_items:,} items saved in {out_dir}; "
             "run the same command again to continue",
             EXIT_INTERRUPTED,
@@ -152,7 +125,7 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
         signal.signal(signal.SIGTERM, previous_handler)
     console.print(summary_table(RunStore(out_dir).totals(), progress))
     if progress.totals.failed:
-        _fail(f"{progress.totals.failed:,} item(s) failed; run the same command again to retry them", EXIT_RUN_FAILED)
+        fail(f"{progress.totals.failed:,} item(s) failed; run the same command again to retry them", EXIT_RUN_FAILED)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -204,10 +177,10 @@ def submit(spec: Path, overrides: tuple[str, ...], out: Path | None, redis_url_:
         with LiveProgress(console) as display:
             report = wait_for(conn, job, display)
     except KeyboardInterrupt:
-        _fail(f"stopped waiting; job {job.job_id} keeps running: synth status {job.job_id}", EXIT_INTERRUPTED)
+        fail(f"stopped waiting; job {job.job_id} keeps running: synth status {job.job_id}", EXIT_INTERRUPTED)
     console.print(report_table(report))
     if report.error or report.totals.failed or report.failed_jobs:
-        _fail("the job left failed items or batches; submit the same command again to retry them", EXIT_RUN_FAILED)
+        fail("the job left failed items or batches; submit the same command again to retry them", EXIT_RUN_FAILED)
 
 
 @main.command(name="cancel")

@@ -12,10 +12,11 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from synth.cli.exits import handles_errors
 from synth.job_status import JobReport, job_report
 from synth.plan import PreparedJob
 from synth.queue import QueuedJob, cancel, load_job, reconcile, submit
-from synth.redis_state import connect, redis_url, safe_url
+from synth.redis_state import connect_checked, redis_url, safe_url
 from synth.run import RunObserver, RunProgress
 from synth.store import RunStore
 
@@ -36,6 +37,7 @@ redis_option = click.option(
 @click.option("--name", help="Worker name (default: RQ's host.pid).")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
 @click.option("--maintenance-interval", type=int, default=30, show_default=True, help="Seconds between RQ upkeep.")
+@handles_errors
 def worker(stage: str, redis_url_: str | None, name: str | None, burst: bool, maintenance_interval: int) -> None:
     """Start an RQ worker for one stage (one queue per worker process; start as many as you like)."""
     from workers.worker import start_worker  # the CLI is the entry point that may know the worker process
@@ -99,7 +101,7 @@ def show_report(console: Console, report: JobReport, as_json: bool) -> None:
 
 
 def status_of_job(console: Console, target: str, url: str | None, repair: bool, as_json: bool) -> JobReport:
-    conn = connect(url)
+    conn = connect_checked(url)
     job = load_job(conn, target)
     if repair:
         fixed = reconcile(conn, job, retry_failed=True)
@@ -110,7 +112,7 @@ def status_of_job(console: Console, target: str, url: str | None, repair: bool, 
 
 
 def submit_job(console: Console, prepared: PreparedJob, out: Path, url: str | None) -> tuple[redis.Redis, QueuedJob]:
-    conn = connect(url)
+    conn = connect_checked(url)
     job, enqueued = submit(conn, prepared, out)
     console.print(
         f"submitted job {job.job_id}: {enqueued:,} of {job.total_batches:,} batches enqueued "
@@ -120,7 +122,7 @@ def submit_job(console: Console, prepared: PreparedJob, out: Path, url: str | No
 
 
 def cancel_job(console: Console, target: str, url: str | None) -> None:
-    conn = connect(url)
+    conn = connect_checked(url)
     job = load_job(conn, target)
     removed = cancel(conn, job)
     console.print(f"cancelled job {job.job_id}: {removed:,} queued batch(es) removed; finished records stay")

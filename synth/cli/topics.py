@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from pydantic import ValidationError
 
-from synth.errors import ModelError, SynthError, UserError
+from synth.cli.exits import handles_errors
+from synth.errors import UserError
 from synth.prompts import PromptLibrary
 from synth.specfile import MODEL_ENV_VAR, override_path, validate_spec
 from synth.specs import JobSpec, TopicExpansionSettings
 from synth.topiccache import header_lines, write_text_atomic
 from synth.topics import EXPAND_TEMPLATE, grow_tree, render_yaml
 
-EXIT_RUN_FAILED, EXIT_USER_ERROR = 1, 2
 # What `--set` may change here: how calls are made, not what a job generates.
 CLIENT_FIELDS = frozenset(
     {"model", "params", "api_base", "api_key_env", "transport", "concurrency", "rate_limit", "retry"}
@@ -41,6 +39,7 @@ def topics() -> None:
 @click.option("--seed", type=click.IntRange(0), help="Base seed of the calls (default 0).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="e.g. --set api_base=http://…/v1")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@handles_errors
 def expand(
     root: str,
     depth: int,
@@ -54,22 +53,16 @@ def expand(
 ) -> None:
     """Ask a model for DEGREE subtopics of ROOT, then of each of those, DEPTH levels deep; write the tree to OUT."""
     if out.exists() and not force:
-        _fail(f"error: {out} exists (edits in it would be lost); pass --force to overwrite it", EXIT_USER_ERROR)
+        raise UserError(f"{out} exists (edits in it would be lost); pass --force to overwrite it")
+    settings = _settings(root, depth, degree, quota)
+    spec = client_spec(model, seed, overrides)
+    template = PromptLibrary.for_spec_dir(Path.cwd()).get(EXPAND_TEMPLATE)
+    grown = asyncio.run(grow_tree(spec, template, settings))
+    header = header_lines(settings, spec.model, grown, "synth topics expand")
     try:
-        settings = _settings(root, depth, degree, quota)
-        spec = client_spec(model, seed, overrides)
-        template = PromptLibrary.for_spec_dir(Path.cwd()).get(EXPAND_TEMPLATE)
-        grown = asyncio.run(grow_tree(spec, template, settings))
-        header = header_lines(settings, spec.model, grown, "synth topics expand")
         write_text_atomic(out, render_yaml(grown.tree, quota, header))
-    except UserError as exc:
-        _fail(f"error: {exc}", EXIT_USER_ERROR)
     except OSError as exc:
-        _fail(f"error: cannot write {out}: {exc.strerror or exc}", EXIT_USER_ERROR)
-    except ModelError as exc:
-        _fail(f"model error: {exc}", EXIT_RUN_FAILED)
-    except SynthError as exc:
-        _fail(f"run failed: {exc}", EXIT_RUN_FAILED)
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     bare = f"; {len(grown.bare)} topic(s) gave no usable subtopics (see the header)" if grown.bare else ""
     click.echo(f"wrote {out}: {grown.leaf_count} leaves, {grown.calls} model calls{bare}. Review it, then paste it "
                "under `topics:` in a spec.")  # fmt: skip
@@ -92,8 +85,3 @@ def client_spec(model: str | None, seed: int | None, overrides: Sequence[str]) -
     raw: dict[str, object] = {"name": "topics-expand", "task": "instructions", "templates": [EXPAND_TEMPLATE]}
     raw |= {"topics": {"placeholder": 1}, "params": {"seed": seed or 0}} | ({"model": model} if model else {})
     return validate_spec(raw, overrides, origin="topics expand")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(code)
