@@ -96,6 +96,8 @@ class QueuedJob:
 def register(conn: redis.Redis, prepared: PreparedJob, out: Path) -> QueuedJob:
     """Creates (or reopens) the run directory and records the job in Redis and in the run directory."""
     store = RunStore(out)
+    store.lock()  # refuses while a local `synth run` writes there; workers need no lock (idempotent writes)
+    store.unlock()
     info = store.init(prepared.spec, prepared.spec.batch_size)
     job = QueuedJob(
         job_id=info["run_id"],

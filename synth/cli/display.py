@@ -63,11 +63,8 @@ def status_line(p: RunProgress) -> Text:
     return line
 
 
-def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
-    table = Table(title="run summary", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("items", f"{totals.items:,}")
+def add_outcomes(table: Table, totals: Totals) -> None:
+    """Accepted, rejected by reason and failed by error: the rows every summary of records shows."""
     table.add_row("accepted", f"[green]{totals.accepted:,}[/]")
     table.add_row("rejected", f"[yellow]{totals.rejected:,}[/]")
     for reason, count in totals.rejected_by_reason.most_common():
@@ -75,6 +72,14 @@ def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
     table.add_row("failed", f"[red]{totals.failed:,}[/]" if totals.failed else "0")
     for error, count in totals.failed_by_error.most_common():
         table.add_row(f"  failed.{error}", f"{count:,}")
+
+
+def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
+    table = Table(title="run summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("items", f"{totals.items:,}")
+    add_outcomes(table, totals)
     table.add_row("LLM calls (cached)", f"{totals.calls:,} ({totals.cached_calls:,})")
     table.add_row("tokens in / out", f"{totals.prompt_tokens:,} / {totals.completion_tokens:,}")
     table.add_row("cost", f"${totals.cost_usd:.4f}")

@@ -12,6 +12,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from synth.cli.display import add_outcomes
 from synth.cli.exits import handles_errors
 from synth.job_status import JobReport, job_report
 from synth.plan import PreparedJob
@@ -53,13 +54,7 @@ def report_table(report: JobReport) -> Table:
     table.add_column(justify="right")
     table.add_row("items done / total", f"{totals.items:,} / {job.total_items:,}")
     table.add_row("batches done / total", f"{report.batches_done:,} / {job.total_batches:,}")
-    table.add_row("accepted", f"[green]{totals.accepted:,}[/]")
-    table.add_row("rejected", f"[yellow]{totals.rejected:,}[/]")
-    for reason, count in totals.rejected_by_reason.most_common():
-        table.add_row(f"  rejected.{reason}", f"{count:,}")
-    table.add_row("failed items", f"[red]{totals.failed:,}[/]" if totals.failed else "0")
-    for error, count in totals.failed_by_error.most_common():
-        table.add_row(f"  failed.{error}", f"{count:,}")
+    add_outcomes(table, totals)
     table.add_row("batches queued / running / retrying", f"{report.queued} / {report.running} / {report.retrying}")
     table.add_row("batch jobs failed in RQ", f"[red]{len(report.failed_jobs)}[/]" if report.failed_jobs else "0")
     for rq_id, error in list(report.failed_jobs.items())[:5]:

@@ -24,7 +24,7 @@ from synth.inputs import InputRow, Unit, row_unit
 from synth.llm import LLMClient, Pricing
 from synth.llm.transport import LiteLLMTransport, resolve_api_base, resolve_api_key
 from synth.prompts import Template
-from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, normalized, screen_output
+from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, no_repeats, normalized, screen_output
 
 LABELS = ("translation:", "translated text:")
 QUOTES = "\"'“”«»"
@@ -62,9 +62,7 @@ class BacktranslationOptions(TaskOptions):
     @field_validator("pivots")
     @classmethod
     def _unique(cls, pivots: list[str]) -> list[str]:
-        if len(set(pivots)) != len(pivots):
-            raise ValueError("a pivot language is listed twice")
-        return pivots
+        return no_repeats(pivots, "pivot language")
 
 
 class BacktranslationTask(Task):

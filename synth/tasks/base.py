@@ -27,6 +27,13 @@ class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def no_repeats(values: list[str], what: str) -> list[str]:
+    """For option validators: a list where each entry makes its own work items must not name one twice."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {what} is listed twice")
+    return values
+
+
 @dataclass(frozen=True)
 class Generation:
     """What the model answered for one item: the text to parse, and every call that led to it (in order)."""

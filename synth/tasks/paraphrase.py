@@ -18,7 +18,7 @@ from synth.errors import ParseError
 from synth.expand import WorkItem
 from synth.ids import stable_hash
 from synth.inputs import InputRow, Unit, row_unit
-from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, normalized
+from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, no_repeats, normalized
 
 Style = Literal["neutral", "formal", "casual", "typos"]
 STYLE_HINTS: dict[str, str] = {
@@ -66,9 +66,7 @@ class ParaphraseOptions(TaskOptions):
     @field_validator("styles")
     @classmethod
     def _unique(cls, styles: list[str]) -> list[str]:
-        if len(set(styles)) != len(styles):
-            raise ValueError("a style is listed twice")
-        return styles
+        return no_repeats(styles, "style")
 
 
 class ParaphraseTask(Task):
