@@ -54,9 +54,11 @@ class Totals:
     cost_usd: float = 0.0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     failed_by_error: Counter[str] = field(default_factory=Counter)
+    accepted_by_category: Counter[str] = field(default_factory=Counter)
 
     def add(self, marker: dict[str, Any]) -> None:
         counts, usage = marker["counts"], marker["usage"]
+        self.accepted_by_category["/".join(marker.get("category", []))] += counts["accepted"]
         self.batches += 1
         self.items += len(marker["item_ids"])
         self.accepted += counts["accepted"]
@@ -75,6 +77,7 @@ class Totals:
             **{k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)},
             "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
             "failed_by_error": dict(self.failed_by_error.most_common()),
+            "accepted_by_category": dict(sorted(self.accepted_by_category.items())),
         }
 
 

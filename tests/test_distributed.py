@@ -65,6 +65,8 @@ def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, 
     dist = shard_rows(tmp_path / "dist", "accepted") + shard_rows(tmp_path / "dist", "rejected")
     assert sample_of(dist) == sample_of(local)
     assert len(dist) == ITEMS
+    local_totals = json.loads((tmp_path / "local" / "manifest.json").read_text())["totals"]
+    assert report.totals.as_dict()["accepted_by_category"] == local_totals["accepted_by_category"]
     assert_complete_exactly_once(tmp_path / "dist", spec)
 
 

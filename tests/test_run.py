@@ -372,3 +372,13 @@ def test_a_changed_verifier_chain_reverifies_from_the_cache(spec, tmp_path, mock
     assert sorted(r["record_id"] for r in rows) == first_ids
     assert {r["reason"] for r in rows} == {"too_short"}
     assert manifest(out)["totals"]["rejected"] == len(first_ids)
+
+
+def test_summary_counts_accepted_records_per_category(spec, tmp_path, mock_llm):
+    mock_llm.when_prompt_contains('"physics"', Behaviour(content="not json at all"))
+    result = run_cli(spec, tmp_path / "out")
+    assert result.exit_code == 0
+    counts = manifest(tmp_path / "out")["totals"]["accepted_by_category"]
+    assert counts == {"cooking": 3, "science/biology": 3, "science/physics": 0}
+    assert "accepted by category" in said(result)
+    assert "science/biology" in said(result)

@@ -78,7 +78,8 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     conn = _connection()
     job = load_job(conn, job_id)
     marker = asyncio.run(_verify(job, batch_from_json(batch), GeneratedBatch.from_json(generated)))
-    summary = {key: marker[key] for key in ("item_ids", "counts", "rejected_by_reason", "failed_by_error", "usage")}
+    fields = ("category", "item_ids", "counts", "rejected_by_reason", "failed_by_error", "usage")
+    summary = {key: marker[key] for key in fields}
     conn.hset(keys.job_done(job_id), marker["batch_id"], json.dumps(summary))
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete

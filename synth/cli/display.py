@@ -13,6 +13,7 @@ from synth.run import RunProgress
 from synth.store import Totals
 
 REFRESH_PER_S = 4
+MAX_CATEGORY_ROWS = 30
 
 
 class LiveProgress:
@@ -72,6 +73,13 @@ def add_outcomes(table: Table, totals: Totals) -> None:
     table.add_row("failed", f"[red]{totals.failed:,}[/]" if totals.failed else "0")
     for error, count in totals.failed_by_error.most_common():
         table.add_row(f"  failed.{error}", f"{count:,}")
+    categories = sorted(totals.accepted_by_category.items())
+    if len(categories) > 1:  # what a thin category looks like: few accepted against its quota
+        table.add_row("accepted by category", "")
+        for category, count in categories[:MAX_CATEGORY_ROWS]:
+            table.add_row(f"  {category}", f"{count:,}")
+        if len(categories) > MAX_CATEGORY_ROWS:
+            table.add_row(f"  … {len(categories) - MAX_CATEGORY_ROWS:,} more", "")
 
 
 def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
