@@ -52,19 +52,19 @@ async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
     prepared = job.prepare()
     client = connect_async()
     spec = prepared.spec
-    shared = SharedLimits(
-        client,
-        spec.model,
-        spec.concurrency,
-        rpm=spec.rate_limit.rpm,
-        tpm=spec.rate_limit.tpm,
-    )
-    cache = RedisState(client, job.job_id)
-    llm = LLMClient(spec, cache=cache, shared=shared)
+    shared = SharedLimits(client, spec.model, spec.concurrency, rpm=spec.rate_limit.rpm, tpm=spec.rate_limit.tpm)
+    llm = LLMClient(spec, cache=RedisState(client, job.job_id), shared=shared)
     try:
-        store = RunStore(job.out)
         ctx = JobContext(
-            spec, prepared.task, prepared.templates, llm, [], store, job.job_id, job.job_id, prepared.json_mode
+            spec=spec,
+            task=prepared.task,
+            templates=prepared.templates,
+            llm=llm,
+            verifiers=[],  # the verify stage builds its own, on a verify worker
+            store=RunStore(job.out),
+            run_id=job.job_id,
+            job_id=job.job_id,
+            json_mode=prepared.json_mode,
         )
         return await generate_batch(batch, ctx)
     finally:
