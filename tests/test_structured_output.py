@@ -343,3 +343,9 @@ def test_plan_of_a_job_asking_for_a_bare_object_names_no_schema(tmp_path, mock_l
     spec = spec_for(tmp_path, mock_llm, "instructions", model=UNKNOWN_MODEL, params=params)
     as_json = json.loads(CliRunner().invoke(main, ["plan", str(spec), "--json"]).output)
     assert (as_json["json_mode"], as_json["response_schema"]) == ("object", None)
+
+
+def test_the_example_spec_asks_for_items_by_schema():
+    prepared = prepare(load_spec(Path(__file__).parent.parent / "configs" / "structured.yaml"))
+    assert prepared.json_mode is OutputMode.SCHEMA
+    assert prepared.task.response_model() is InstructionItems
