@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 from click.testing import CliRunner
-from llama_cpp import llama_grammar
 
 from synth.cli import main
 from synth.errors import ModelError, UserError
@@ -126,6 +125,7 @@ def test_response_formats_map_to_llama_cpp_grammars(response_format, for_llama):
 @pytest.mark.parametrize("answer", ANSWER_MODELS, ids=lambda model: model.__name__)
 def test_every_answer_schema_a_task_sends_compiles_to_a_llama_cpp_grammar(answer):
     """llama-cpp-python falls back to any JSON when a schema does not compile: compile each one here, strictly."""
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")  # the optional extra '.[local]'
     sent = response_format(OutputMode.SCHEMA, answer)
     llama_format = ChatRequest.from_openai(HELLO, {"response_format": sent}).llama_kwargs()["response_format"]
     assert llama_format == {"type": "json_object", "schema": answer.model_json_schema()}
