@@ -5,6 +5,8 @@ The same prompts, max_tokens, temperature and per-prompt seeds go to
   synth    LLMClient.complete with model local/smollm2 (litellm → the `local` provider), sequential and 2 at once
   served   LLMClient.complete with model openai/smollm2 against `serve-model` in another process (direct HTTP)
 Seeded sampling makes the generated tokens the same on every path, so tokens/s compare like for like.
+With --json, raw and local calls follow the instruction sample's JSON Schema (a llama.cpp grammar); the served
+model is unknown to litellm, so its calls ask for a bare JSON object (see synth.llm.output).
 Usage: python bench/local_model.py [--prompts 20] [--max-tokens 128] [--json] [--no-served]
 """
 
@@ -64,8 +66,18 @@ def spec(model: str, max_tokens: int, json_mode: bool, concurrency: int, api_bas
     )
 
 
+def answer(json_mode: bool) -> Any:
+    from synth.tasks.instructions import InstructionSample
+
+    return InstructionSample if json_mode else None
+
+
 def raw_run(llama: Any, batch: list[list[dict[str, str]]], max_tokens: int, json_mode: bool) -> dict[str, Any]:
-    fmt = {"type": "json_object"} if json_mode else None
+    from synth.llm import OutputMode, response_format
+    from synth.llm.local import ResponseFormat
+
+    sent = response_format(OutputMode.SCHEMA, answer(json_mode))
+    fmt = ResponseFormat.model_validate(sent).for_llama() if sent else None
     started, tokens = time.perf_counter(), 0
     for seed, messages in enumerate(batch):
         reply = llama.create_chat_completion(
@@ -82,7 +94,7 @@ async def client_run(name: str, job: Any, batch: list[list[dict[str, str]]], jso
     started = time.perf_counter()
     try:
         done = await asyncio.gather(
-            *(client.complete(messages, seed, json_mode) for seed, messages in enumerate(batch))
+            *(client.complete(messages, seed, answer(json_mode)) for seed, messages in enumerate(batch))
         )
     finally:
         await client.aclose()

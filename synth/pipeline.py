@@ -11,7 +11,7 @@ from typing import Any
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.expand import BatchRef, WorkItem
-from synth.llm import LLMClient, token_counter
+from synth.llm import LLMClient, OutputMode, token_counter
 from synth.plan import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
@@ -38,7 +38,8 @@ class JobContext:
     store: RunStore
     run_id: str
     job_id: str
-    json_mode: bool
+    json_mode: OutputMode
+    """How the spec model's calls ask for their answer (`PreparedJob.json_mode`): recorded in lineage."""
     on_item: Callable[[WorkItem], None] = field(default=lambda item: None)
 
     @classmethod
@@ -134,7 +135,7 @@ async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verifi
 async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemOutcome:
     template = ctx.templates[item.template]
     try:
-        generation = await ctx.task.generate(item, template, ctx.llm, ctx.json_mode)
+        generation = await ctx.task.generate(item, template, ctx.llm)
     except ModelError as exc:
         if exc.is_fatal:
             raise
@@ -205,7 +206,7 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
-            "json_mode": ctx.json_mode,
+            "json_mode": ctx.json_mode.value,
         },
         seed=item.seed,
         category=list(item.category),

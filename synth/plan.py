@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from synth.errors import SpecError, TemplateError, UserError
 from synth.expand import Leaf, leaves, work_item
 from synth.ids import stable_hash
+from synth.llm.output import OutputMode, output_mode, schema_name
 from synth.llm.pricing import Pricing, model_info
 from synth.prompts import PromptLibrary, Template
 from synth.sourcing import SourceSummary, sourced_item, summarize
@@ -48,9 +49,9 @@ class PreparedJob:
         return sum(leaf.quota for leaf in self.leaves)
 
     @property
-    def json_mode(self) -> bool:
-        mode = self.spec.params.json_mode
-        return mode == "on" or (mode == "auto" and Pricing(self.spec.model).supports_json)
+    def json_mode(self) -> OutputMode:
+        """How the spec model's calls ask for the task's answer: what lineage records as `params.json_mode`."""
+        return output_mode(self.spec.model, self.spec.params.json_mode, self.task.response_model())
 
     def render(self, leaf: Leaf, index: int) -> list[dict[str, str]]:
         """The prompt of item `index` of a topic leaf."""
@@ -74,7 +75,7 @@ class PreparedJob:
         return self.templates[template].render(self._vars(item.vars))
 
     def _vars(self, item_vars: Any) -> dict[str, Any]:
-        return {**item_vars, **self.task.template_vars(), "json_mode": self.json_mode}
+        return {**item_vars, **self.task.template_vars(), "json_mode": self.json_mode.is_json}
 
 
 def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: bool = True) -> PreparedJob:
@@ -222,7 +223,10 @@ class PlanReport:
     model_known: bool
     cost_low_usd: float
     cost_high_usd: float
-    json_mode: bool
+    json_mode: str
+    """"schema", "object" or "off": how the calls ask for their answer (see `synth.llm.output`)."""
+    response_schema: str | None
+    """The name of the JSON Schema every call sends, in "schema" mode."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -256,5 +260,11 @@ def plan_report(prepared: PreparedJob, count_tokens: Any) -> PlanReport:
         model_known=model_info(spec.model) is not None,
         cost_low_usd=pricing.estimate(prompt_tokens, completion_tokens // 4),
         cost_high_usd=pricing.estimate(prompt_tokens, completion_tokens),
-        json_mode=prepared.json_mode,
+        json_mode=prepared.json_mode.value,
+        response_schema=_schema_name(prepared),
     )
+
+
+def _schema_name(prepared: PreparedJob) -> str | None:
+    answer = prepared.task.response_model()
+    return schema_name(answer) if answer is not None and prepared.json_mode is OutputMode.SCHEMA else None

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
 from synth.ids import derive_seed
-from synth.llm import LLMClient, Pricing
+from synth.llm import LLMClient
 from synth.prompts import Template
 from synth.specs import EXPAND_KEY, RESERVED_TOPIC_KEYS, JobSpec, TopicExpansionSettings
 
@@ -36,6 +37,14 @@ LIST_ITEM = re.compile(r"^[ \t]*(?:\d{1,3}[.)]|[-*•+])[ \t]+(.+?)[ \t]*$", re.
 DESCRIPTION_TAIL = re.compile(r"\s+[-–—]\s+.*$|:\s.*$|\s+\(.*\)$")
 MARKUP = re.compile(r"\*+|`+")  # markdown emphasis and code marks around (or inside) a name
 PUNCT_SPACE = re.compile(r"[\W_]+")
+
+
+class Subtopics(BaseModel):
+    """What an expansion call in JSON mode must answer: {"subtopics": ["<name>", ...]}."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    subtopics: list[str] = Field(min_length=1)
 
 
 @dataclass
@@ -58,12 +67,6 @@ def leaf_paths(tree: TopicTree, prefix: tuple[str, ...] = ()) -> list[tuple[str,
     return paths
 
 
-def wants_json(spec: JobSpec) -> bool:
-    """The JSON-mode decision a job makes for its own calls (see `PreparedJob.json_mode`)."""
-    mode = spec.params.json_mode
-    return mode == "on" or (mode == "auto" and Pricing(spec.model).supports_json)
-
-
 async def grow_tree(spec: JobSpec, template: Template, settings: TopicExpansionSettings) -> GrownTree:
     """Asks `spec.model` for the subtopics of each topic, level by level, `settings.depth` levels under the root.
 
@@ -71,11 +74,10 @@ async def grow_tree(spec: JobSpec, template: Template, settings: TopicExpansionS
     """
     grown = GrownTree({settings.root: {}})
     llm = LLMClient(spec)
-    json_mode = wants_json(spec)
     try:
         level: Frontier = [((settings.root,), grown.tree[settings.root])]
         for _ in range(settings.depth):
-            asks = (_subtopics(llm, template, settings, path, json_mode) for path, _ in level)
+            asks = (_subtopics(llm, template, settings, path) for path, _ in level)
             answers = await asyncio.gather(*asks)
             grown.calls += len(level)
             level = _attach(level, answers, grown)
@@ -97,19 +99,20 @@ def _attach(level: Frontier, answers: Sequence[list[str]], grown: GrownTree) -> 
 
 
 async def _subtopics(
-    llm: LLMClient, template: Template, settings: TopicExpansionSettings, path: tuple[str, ...], json_mode: bool
+    llm: LLMClient, template: Template, settings: TopicExpansionSettings, path: tuple[str, ...]
 ) -> list[str]:
+    """One topic's subtopics. In JSON mode the prompt asks for `Subtopics`; else for a bare JSON list of names."""
     variables = {
         "root": settings.root,
         "topic": path[-1],
         "path": list(path),
         "category": "/".join(path),
         "degree": settings.degree,
-        "json_mode": json_mode,
+        "json_mode": llm.output_mode(Subtopics).is_json,
     }
     messages = template.render(variables)
     seed = derive_seed(llm.params.seed, EXPAND_KEY, path)
-    completion = await llm.complete(messages, seed, json_mode)
+    completion = await llm.complete(messages, seed, Subtopics)
     return clean_names(parse_names(completion.text), parent=path[-1], limit=settings.degree)
 
 

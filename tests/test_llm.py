@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import BaseModel
 
 from synth.errors import ModelError, RetryableModelError, SpecError
 from synth.llm import LLMClient, Pricing
@@ -590,9 +591,17 @@ async def test_completion_of_an_unpriced_model_costs_nothing(client, mock_llm):
     assert client.stats.prompt_tokens == completion.prompt_tokens
 
 
+class Greeting(BaseModel):
+    greeting: str
+
+
+class Farewell(BaseModel):
+    farewell: str
+
+
 def test_request_body_is_deterministic_json(mock_llm):
-    llm = LLMClient(make_spec(mock_llm.url))
-    body = llm.request_body(MESSAGES, seed=5, json_mode=True)
+    llm = LLMClient(make_spec(mock_llm.url, params={"temperature": 0.7, "max_tokens": 256, "json_mode": "on"}))
+    body = llm.request_body(MESSAGES, seed=5, answer=Greeting)
     assert json.loads(json.dumps(body)) == {
         "messages": MESSAGES,
         "temperature": 0.7,
@@ -600,4 +609,10 @@ def test_request_body_is_deterministic_json(mock_llm):
         "seed": 5,
         "response_format": {"type": "json_object"},
     }
-    assert llm.cache_key(body) == llm.cache_key(llm.request_body(MESSAGES, seed=5, json_mode=True))
+    assert llm.cache_key(body) == llm.cache_key(llm.request_body(MESSAGES, seed=5, answer=Greeting))
+
+
+def test_the_response_format_is_part_of_the_cache_key(mock_llm):
+    llm = LLMClient(make_spec(mock_llm.url, model="openai/gpt-4o-mini"))
+    keys = {llm.cache_key(llm.request_body(MESSAGES, seed=5, answer=answer)) for answer in (None, Greeting, Farewell)}
+    assert len(keys) == 3

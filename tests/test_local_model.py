@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from synth.cli import main
 from synth.errors import ModelError, UserError
-from synth.llm import LLMClient, local
+from synth.llm import LLMClient, OutputMode, local, response_format
 from synth.llm.local import ChatRequest, LocalRequestError, load_model, resolve_gguf
 from synth.llm.serve import create_app, start
 from synth.llm.transport import import_litellm
@@ -25,6 +25,12 @@ from synth.run import run_local
 from synth.specfile import load_spec
 from synth.specs import JobSpec
 from synth.store import RunStore
+from synth.tasks.backtranslation import Translation
+from synth.tasks.code import CodeAnswer
+from synth.tasks.doc_qa import DocQaPairs
+from synth.tasks.instructions import InstructionItems, InstructionSample
+from synth.tasks.paraphrase import ParaphraseList
+from synth.topics import Subtopics
 from tests.conftest import base_spec, write_spec
 
 # litellm's first completion builds its Message schema, and pydantic 2.14 warns about a ReadOnly TypedDict item in it.
@@ -33,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
+ANSWER_MODELS = [InstructionSample, InstructionItems, ParaphraseList, Translation, DocQaPairs, CodeAnswer, Subtopics]
 
 
 def local_spec(**overrides) -> dict:
@@ -115,6 +122,18 @@ def test_response_formats_map_to_llama_cpp_grammars(response_format, for_llama):
     assert request.llama_kwargs()["response_format"] == for_llama
 
 
+@pytest.mark.parametrize("answer", ANSWER_MODELS, ids=lambda model: model.__name__)
+def test_every_answer_schema_a_task_sends_compiles_to_a_llama_cpp_grammar(answer):
+    """llama-cpp-python falls back to any JSON when a schema does not compile: compile each one here, strictly."""
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")  # the optional extra '.[local]'
+    sent = response_format(OutputMode.SCHEMA, answer)
+    llama_format = ChatRequest.from_openai(HELLO, {"response_format": sent}).llama_kwargs()["response_format"]
+    assert llama_format == {"type": "json_object", "schema": answer.model_json_schema()}
+    grammar = llama_grammar.json_schema_to_gbnf(json.dumps(llama_format["schema"]))
+    assert "root ::=" in grammar
+    llama_grammar.LlamaGrammar.from_string(grammar, verbose=False)
+
+
 @pytest.mark.slow
 async def test_litellm_acompletion_runs_the_local_model():
     litellm = import_litellm()
@@ -148,6 +167,15 @@ async def test_json_mode_constrains_the_output_to_json():
     )
     assert response.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(response.choices[0].message.content), dict)
+
+
+@pytest.mark.slow
+async def test_a_response_schema_constrains_the_output_to_it():
+    client = LLMClient(JobSpec.model_validate(local_spec(params={"temperature": 0, "max_tokens": 64, "seed": 1})))
+    messages = [{"role": "user", "content": "Translate to French: Good morning, my friend."}]
+    completion = await client.complete(messages, seed=1, answer=Translation)
+    assert completion.finish_reason == "stop"
+    assert Translation.model_validate_json(completion.text).translation
 
 
 @pytest.mark.slow

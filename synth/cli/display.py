@@ -121,5 +121,6 @@ def plan_tables(report: Any) -> list[Any]:
     estimate.add_row("prompt tokens", f"{report.prompt_tokens:,}")
     estimate.add_row("completion tokens (max)", f"{report.max_completion_tokens:,}")
     estimate.add_row("cost", cost)
-    estimate.add_row("JSON mode", "on" if report.json_mode else "off")
+    schema = f" ({report.response_schema})" if report.response_schema else ""
+    estimate.add_row("JSON mode", report.json_mode + schema)
     return [counts, templates, estimate]

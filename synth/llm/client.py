@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
 from synth.llm.limiter import AdaptiveLimiter
+from synth.llm.output import OutputMode, output_mode, response_format
 from synth.llm.pricing import Pricing
 from synth.llm.shared_limits import SharedLimits
 from synth.llm.transport import (
@@ -109,8 +111,14 @@ class LLMClient:
             return DirectTransport(self.spec.model, base, key, max_connections=self.spec.concurrency)
         return LiteLLMTransport(self.spec.model, api_base, key)
 
-    def request_body(self, messages: Sequence[Message], seed: int, json_mode: bool) -> dict[str, Any]:
-        """What identifies a call: the cache key is the hash of this body and the model."""
+    def output_mode(self, answer: type[BaseModel] | None) -> OutputMode:
+        """How a call asking for `answer` (None: free text) asks this model for it: text, JSON object or schema."""
+        return output_mode(self.spec.model, self.params.json_mode, answer)
+
+    def request_body(
+        self, messages: Sequence[Message], seed: int, answer: type[BaseModel] | None = None
+    ) -> dict[str, Any]:
+        """What identifies a call: the cache key is the hash of this body (response format included) and the model."""
         body: dict[str, Any] = {
             "messages": list(messages),
             "temperature": self.params.temperature,
@@ -121,15 +129,20 @@ class LLMClient:
             body["top_p"] = self.params.top_p
         if self.params.stop:
             body["stop"] = list(self.params.stop)
-        if json_mode:
-            body["response_format"] = {"type": "json_object"}
+        fmt = response_format(self.output_mode(answer), answer)
+        if fmt is not None:
+            body["response_format"] = fmt
         return body
 
     def cache_key(self, body: dict[str, Any]) -> str:
         return stable_hash(self.spec.model, body)
 
-    async def complete(self, messages: Sequence[Message], seed: int, json_mode: bool = False) -> Completion:
-        body = self.request_body(messages, seed, json_mode)
+    async def complete(
+        self, messages: Sequence[Message], seed: int, answer: type[BaseModel] | None = None
+    ) -> Completion:
+        """One chat call. `answer`: the pydantic model of the JSON answer the prompt asks for, sent as the
+        response format the spec's `json_mode` and the model allow (see `synth.llm.output`); None: free text."""
+        body = self.request_body(messages, seed, answer)
         key = self.cache_key(body)
         if self.cache is not None and (hit := await self.cache.get(key)) is not None:
             self.stats.cache_hits += 1

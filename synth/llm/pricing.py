@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 COST_MAP_FILE = "model_prices_and_context_window_backup.json"
+SCHEMA_PROVIDERS = frozenset({"local"})
+"""Providers of ours that take a response schema though litellm's map does not list them (llama.cpp grammars)."""
 
 
 @cache
@@ -41,6 +43,13 @@ def model_info(model: str) -> dict[str, Any] | None:
     return None
 
 
+def supports_response_schema(model: str) -> bool:
+    """Whether the model takes `response_format: json_schema`, by litellm's map (or our own local provider)."""
+    if model.partition("/")[0] in SCHEMA_PROVIDERS:
+        return True
+    return bool((model_info(model) or {}).get("supports_response_schema"))
+
+
 class Pricing:
     """Cost of a call in USD; 0.0 for models litellm does not price (local and self-hosted ones)."""
 
@@ -49,7 +58,6 @@ class Pricing:
         self.is_known = bool(info)
         self.input_per_token = float(info.get("input_cost_per_token") or 0.0)
         self.output_per_token = float(info.get("output_cost_per_token") or 0.0)
-        self.supports_json = bool(info.get("supports_response_schema"))
 
     def estimate(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token

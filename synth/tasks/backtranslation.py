@@ -21,7 +21,7 @@ from synth.errors import ParseError
 from synth.expand import WorkItem
 from synth.ids import stable_hash
 from synth.inputs import InputRow, Unit, row_unit
-from synth.llm import LLMClient, Pricing
+from synth.llm import LLMClient
 from synth.llm.transport import LiteLLMTransport, resolve_api_base, resolve_api_key
 from synth.prompts import Template
 from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, no_repeats, normalized, screen_output
@@ -92,11 +92,14 @@ class BacktranslationTask(Task):
                 extra = {"source_language": source, "pivot_language": pivot, "from_language": source}
                 yield row_unit(row, stable_hash(row.input_id, pivot), **extra, to_language=pivot)
 
-    async def generate(self, item: WorkItem, template: Template, llm: LLMClient, json_mode: bool) -> Generation:
+    def response_model(self) -> type[BaseModel] | None:
+        """Each leg answers {"translation": "..."} in JSON mode, each in its own model's mode."""
+        return Translation
+
+    async def generate(self, item: WorkItem, template: Template, llm: LLMClient) -> Generation:
         pivot_llm = self.pivot_client(llm)
-        pivot_json = json_mode if pivot_llm is llm else _json_mode_for(llm, pivot_llm.spec.model)
-        forward = template.render({**item.vars, **self.template_vars(), "json_mode": pivot_json})
-        first = await pivot_llm.complete(forward, item.seed, pivot_json)
+        forward = self.render(template, item.vars, pivot_llm)
+        first = await pivot_llm.complete(forward, item.seed, Translation)
         try:
             screen_output(first.text, first.finish_reason, forward)
             pivot_text = self._checked_pivot(first.text, first.finish_reason, str(item.vars["input"]))
@@ -105,8 +108,8 @@ class BacktranslationTask(Task):
             return Generation(first.text, first.finish_reason, (forward,), (first,), extras)
         back_vars = {"text": pivot_text, "from_language": item.vars["pivot_language"]}
         back_vars["to_language"] = self.opts.source_language
-        backward = template.render({**item.vars, **self.template_vars(), **back_vars, "json_mode": json_mode})
-        second = await llm.complete(backward, item.seed, json_mode)
+        backward = self.render(template, {**item.vars, **back_vars}, llm)
+        second = await llm.complete(backward, item.seed, Translation)
         extras = {"pivot_text": pivot_text, "pivot_model": pivot_llm.spec.model}
         return Generation(second.text, second.finish_reason, (forward, backward), (first, second), extras)
 
@@ -180,8 +183,3 @@ def _from_json(body: str, raw: str) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
-
-
-def _json_mode_for(llm: LLMClient, model: str) -> bool:
-    mode = llm.spec.params.json_mode
-    return mode == "on" or (mode == "auto" and Pricing(model).supports_json)

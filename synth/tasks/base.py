@@ -112,10 +112,27 @@ class Task:
             assert isinstance(row, InputRow), f"{self.name}: the default units() takes rows, got {type(row)}"
             yield row_unit(row)
 
-    async def generate(self, item: WorkItem, template: Template, llm: LLMClient, json_mode: bool) -> Generation:
+    def response_model(self) -> type[BaseModel] | None:
+        """The pydantic model of the whole answer the prompts ask for in JSON mode, sent as its response schema
+        where the model takes one; None: the task asks for free text, and its calls send no response format.
+        Default: one `Sample`."""
+        return self.Sample
+
+    def response_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of `response_model`, as a call in schema mode sends it."""
+        model = self.response_model()
+        return None if model is None else model.model_json_schema()
+
+    def render(self, template: Template, variables: Mapping[str, Any], llm: LLMClient) -> list[Message]:
+        """The prompt of a call on `llm`: `variables`, the task's own, and `json_mode` (true when the call asks
+        that model for JSON: see `LLMClient.output_mode`)."""
+        json_mode = llm.output_mode(self.response_model()).is_json
+        return template.render({**variables, **self.template_vars(), "json_mode": json_mode})
+
+    async def generate(self, item: WorkItem, template: Template, llm: LLMClient) -> Generation:
         """The model call(s) of one item. Default: one call. Every call goes through `llm` (cache, retries, usage)."""
-        messages = template.render({**item.vars, **self.template_vars(), "json_mode": json_mode})
-        return Generation.single(messages, await llm.complete(messages, item.seed, json_mode))
+        messages = self.render(template, item.vars, llm)
+        return Generation.single(messages, await llm.complete(messages, item.seed, self.response_model()))
 
     def parse_generation(self, item: WorkItem, generation: Generation) -> list[dict[str, Any] | Rejected]:
         """Generation → samples, some perhaps rejected by the task. Default: `parse` of the final text."""
@@ -124,9 +141,6 @@ class Task:
     def finish_sample(self, sample: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
         """A parsed sample completed from its work item's variables (e.g. a topic's difficulty). Default: as is."""
         return sample
-
-    def response_schema(self) -> dict[str, Any]:
-        return self.Sample.model_json_schema()
 
     def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
         """Model output → validated samples. Raises ParseError with a snake_case reason."""

@@ -73,6 +73,18 @@ class CodeSample(BaseModel):
         return match.group(1).strip("\n") if match and value.strip().startswith("```") else value.strip("\n")
 
 
+class CodeAnswer(BaseModel):
+    """What a call in JSON mode must answer: the fields the prompt asks for. `CodeSample` is what is kept."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    problem: str = Field(min_length=1)
+    entry_point: str = Field(pattern=IDENTIFIER)
+    signature: str = Field(min_length=1)
+    solution: str = Field(min_length=1)
+    tests: str = Field(min_length=1)
+
+
 class CodeTask(Task):
     name: ClassVar[str] = "code"
     version: ClassVar[str] = "1"
@@ -87,6 +99,9 @@ class CodeTask(Task):
 
     def template_vars(self) -> dict[str, Any]:
         return {"language": self.code_options.language, "default_difficulty": self.code_options.difficulty}
+
+    def response_model(self) -> type[BaseModel] | None:
+        return CodeAnswer
 
     def finish_sample(self, sample: dict[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
         """A `difficulty` var of the item (spec or topic `vars:`) overrides the option's default."""

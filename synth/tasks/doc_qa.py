@@ -36,6 +36,14 @@ class DocQaPair(BaseModel):
         return value.strip() if isinstance(value, str) else value
 
 
+class DocQaPairs(BaseModel):
+    """What a call must answer: {"pairs": [{"question": ..., "answer": ..., "evidence": ...}, ...]}."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    pairs: list[DocQaPair] = Field(min_length=1)
+
+
 class DocQaOptions(TaskOptions):
     pairs_per_chunk: int = Field(3, ge=1, le=20, description="Question/answer pairs asked for per chunk.")
     chunk_tokens: int = Field(512, ge=32, le=131_072, description="Most tokens in a chunk the model reads.")
@@ -79,6 +87,9 @@ class DocQaTask(Task):
 
     def template_vars(self) -> dict[str, Any]:
         return {"n": self.doc_options.pairs_per_chunk}
+
+    def response_model(self) -> type[BaseModel] | None:
+        return DocQaPairs
 
     def count_tokens(self) -> TokenCounter:
         """The tokenizer chunks and contexts are measured with."""

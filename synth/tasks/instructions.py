@@ -24,6 +24,14 @@ class InstructionSample(BaseModel):
         return value.strip() if isinstance(value, str) else value
 
 
+class InstructionItems(BaseModel):
+    """What a call asking for several samples must answer: {"items": [{...}, ...]}."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    items: list[InstructionSample] = Field(min_length=1)
+
+
 class InstructionsOptions(TaskOptions):
     samples_per_call: int = Field(1, ge=1, le=20, description="Instruction/response pairs asked for per LLM call.")
     format: Literal["json", "labelled", "auto"] = Field(
@@ -58,14 +66,22 @@ class InstructionsTask(Task):
     Sample: ClassVar[type[BaseModel]] = InstructionSample
     text_fields: ClassVar[tuple[str, ...]] = ("instruction", "input", "output")
 
+    @property
+    def opts(self) -> InstructionsOptions:
+        assert isinstance(self.options, InstructionsOptions)
+        return self.options
+
     def template_vars(self) -> dict[str, Any]:
-        options = self.options
-        assert isinstance(options, InstructionsOptions)
-        return {"n": options.samples_per_call}
+        return {"n": self.opts.samples_per_call}
+
+    def response_model(self) -> type[BaseModel] | None:
+        """One sample, or {"items": [...]} when asking for several; free text for the labelled format."""
+        if self.opts.format == "labelled":
+            return None
+        return InstructionSample if self.opts.samples_per_call == 1 else InstructionItems
 
     def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
-        options = self.options
-        assert isinstance(options, InstructionsOptions)
+        options = self.opts
         if options.format == "labelled":
             return parse_labelled(text, finish_reason)
         try:

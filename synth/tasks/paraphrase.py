@@ -85,6 +85,10 @@ class ParaphraseTask(Task):
     def template_vars(self) -> dict[str, Any]:
         return {"n": self.opts.n, "format": self.opts.format}
 
+    def response_model(self) -> type[BaseModel] | None:
+        """{"paraphrases": [...]}; free text when the format is numbered lines."""
+        return None if self.opts.format == "lines" else ParaphraseList
+
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
         """One unit per (row, style); its id hashes both, so adding a style keeps the other items."""
         for row in inputs:

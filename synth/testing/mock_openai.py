@@ -80,6 +80,8 @@ class Call:
     started: float
     ended: float = 0.0
     status: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+    """The request as the server received it (model, messages, response_format...)."""
 
 
 @dataclass
@@ -128,7 +130,7 @@ def make_app(state: MockState) -> web.Application:
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         key = request_key(body)
-        call = Call(key, time.monotonic())
+        call = Call(key, time.monotonic(), body=body)
         if state.config.record_calls:
             state.calls.append(call)
         state.in_flight += 1
@@ -269,6 +271,10 @@ class MockServer:
 
     def when_prompt_contains(self, marker: str, behaviour: Behaviour) -> None:
         self.state.rules.append((marker, behaviour))
+
+    def request_bodies(self) -> list[dict[str, Any]]:
+        """Every request received since the last reset, in order of arrival."""
+        return [call.body for call in self.state.calls]
 
     def calls_per_key(self) -> dict[str, int]:
         counts: dict[str, int] = {}
