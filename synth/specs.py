@@ -35,7 +35,9 @@ class ModelParams(StrictModel):
     stop: list[str] | None = None
     timeout_s: float = Field(120, gt=0, description="Per-call timeout.")
     json_mode: Literal["auto", "on", "off"] = Field(
-        "auto", description="Ask for JSON output (response_format). auto: where litellm says the model supports it."
+        "auto",
+        description="JSON output: the task's answer schema (response_format json_schema) where litellm says the "
+        "model takes one, else json_object when `on`; auto: schema-capable models only; off: plain text.",
     )
 
     @field_validator("json_mode", mode="before")
