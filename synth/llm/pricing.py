@@ -43,6 +43,7 @@ def model_info(model: str) -> dict[str, Any] | None:
     return None
 
 
+@cache  # asked on every call; the map does not change while a process runs
 def supports_response_schema(model: str) -> bool:
     """Whether the model takes `response_format: json_schema`, by litellm's map (or our own local provider)."""
     if model.partition("/")[0] in SCHEMA_PROVIDERS:
