@@ -5,8 +5,8 @@ ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install --require-hashes -r requirements.lock
+COPY requirements.txt pyproject.toml README.md ./
+RUN pip install --require-hashes -r requirements.txt
 COPY synth synth
 COPY verifiers verifiers
 COPY workers workers

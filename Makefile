@@ -13,11 +13,11 @@ export HF_HUB_OFFLINE := 1
 install:  ## venv + every dependency from the hashed lock file + synth itself (editable)
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 
-lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
-	uv pip compile pyproject.toml --extra dev --extra local --generate-hashes --python-version 3.11 -o requirements.lock
+lock:  ## re-resolve requirements.txt from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --extra local --generate-hashes --python-version 3.11 -o requirements.txt
 
 lint:
 	$(BIN)/ruff check .

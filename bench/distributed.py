@@ -16,6 +16,8 @@ import json
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +44,20 @@ def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> t
     return wall, RunStore(job.out).write_manifest()["totals"]
 
 
-class running_cluster:  # noqa: N801 (a context manager named for what it gives)
-    def __init__(self, tmp: Path, generate_workers: int) -> None:
-        self.server = RedisServer(tmp / "redis")
-        self.cluster = Cluster(self.server, tmp, maintenance_interval_s=5)
-        self.generate_workers = generate_workers
-
-    def __enter__(self) -> tuple[redis.Redis, Cluster]:
-        self.server.start()
-        for _ in range(self.generate_workers):
-            self.cluster.start_worker("generate")
-        self.cluster.start_worker("verify")
-        self.cluster.wait_idle_workers(self.generate_workers + 1)
-        return redis.Redis.from_url(self.server.url), self.cluster
-
-    def __exit__(self, *exc: object) -> None:
-        self.cluster.stop_workers()
-        self.server.stop()
+@contextmanager
+def running_cluster(tmp: Path, generate_workers: int) -> Iterator[tuple[redis.Redis, Cluster]]:
+    """Redis and workers started and registered (as in a deployment), all stopped afterwards."""
+    server = RedisServer(tmp / "redis").start()
+    cluster = Cluster(server, tmp, maintenance_interval_s=5)
+    try:
+        for _ in range(generate_workers):
+            cluster.start_worker("generate")
+        cluster.start_worker("verify")
+        cluster.wait_idle_workers(generate_workers + 1)
+        yield redis.Redis.from_url(server.url), cluster
+    finally:
+        cluster.stop_workers()
+        server.stop()
 
 
 def submit_spec(conn: redis.Redis, spec: dict[str, Any], tmp: Path) -> QueuedJob:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from rq import Worker
+from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -77,7 +77,7 @@ def job_report(conn: redis.Redis, job: QueuedJob) -> JobReport:
     return report
 
 
-def _count_queue(conn: redis.Redis, queue: Any, job_id: str, report: JobReport) -> None:
+def _count_queue(conn: redis.Redis, queue: Queue, job_id: str, report: JobReport) -> None:
     stage = "generate" if queue.name == keys.GENERATE_QUEUE else "verify"
     prefix = keys.rq_job_id(stage, job_id, "")
 

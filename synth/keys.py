@@ -21,11 +21,6 @@ def job_done(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:done"
 
 
-def job_batches(job_id: str) -> str:
-    """Set: ids of every batch enqueued for the job (what the reconciler checks against the store)."""
-    return f"{PREFIX}:job:{job_id}:batches"
-
-
 def job_cancelled(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:cancelled"
 
@@ -33,11 +28,6 @@ def job_cancelled(job_id: str) -> str:
 def job_error(job_id: str) -> str:
     """A fatal error (bad key, unknown model) that stops the whole job, as it stops a local run."""
     return f"{PREFIX}:job:{job_id}:error"
-
-
-def jobs_index() -> str:
-    """Set of every job id submitted (for `synth status` without arguments and for cron reconciling)."""
-    return f"{PREFIX}:jobs"
 
 
 def cache_entry(job_id: str, key: str) -> str:

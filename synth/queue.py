@@ -115,10 +115,7 @@ def register(conn: redis.Redis, prepared: PreparedJob, out: Path) -> QueuedJob:
 
 
 def _save(conn: redis.Redis, job: QueuedJob) -> None:
-    with conn.pipeline() as pipe:
-        pipe.set(keys.job_meta(job.job_id), json.dumps(job.to_json()))
-        pipe.sadd(keys.jobs_index(), job.job_id)
-        pipe.execute()
+    conn.set(keys.job_meta(job.job_id), json.dumps(job.to_json()))
 
 
 def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
@@ -248,7 +245,6 @@ def _enqueue_generate(conn: redis.Redis, job: QueuedJob, batches: list[BatchRef]
         for registry in (FailedJobRegistry(queue=queue), CanceledJobRegistry(queue=queue)):
             pipe.zrem(registry.key, *rq_ids)  # a fresh start: no stale "failed" next to the new job
         pipe.hdel(keys.job_done(job.job_id), *batch_ids)  # its summary comes back when it is written again
-        pipe.sadd(keys.job_batches(job.job_id), *batch_ids)
         queue.enqueue_many([_generate_data(job, b) for b in batches], pipeline=pipe)
         pipe.execute()
 

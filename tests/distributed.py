@@ -10,10 +10,8 @@ from typing import Any
 
 import redis
 
-from synth.cli.distributed import wait_for
-from synth.job_status import JobReport
 from synth.plan import prepare
-from synth.queue import QueuedJob, submit
+from synth.queue import QueuedJob, generate_queue, submit
 from synth.records import record_id_for
 from synth.run import run_local
 from synth.sourcing import iter_batches
@@ -40,12 +38,14 @@ def submit_spec(url: str, spec: Path, out: Path) -> tuple[redis.Redis, QueuedJob
     return conn, job
 
 
-def wait_done(conn: redis.Redis, job: QueuedJob) -> JobReport:
-    return wait_for(conn, job)
-
-
 async def run_locally(spec: Path, out: Path) -> None:
     await run_local(prepare(load_spec(spec)), out)
+
+
+def queued_batch_id(conn: redis.Redis, job: QueuedJob) -> str:
+    """The batch id of the first generate job queued for `job` (RQ ids end in the batch id)."""
+    rq_id = next(i for i in generate_queue(conn).get_job_ids() if job.job_id in i)
+    return rq_id.rsplit("-", 1)[1]
 
 
 def wait_until(predicate: Any, timeout_s: float, what: str) -> None:

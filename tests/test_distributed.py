@@ -15,6 +15,7 @@ from rq.serializers import JSONSerializer
 
 from synth import keys
 from synth.cli import main
+from synth.cli.distributed import wait_for
 from synth.expand import plan_batches, with_items
 from synth.llm.shared_limits import SharedLimits
 from synth.plan import prepare
@@ -30,7 +31,6 @@ from tests.distributed import (
     run_locally,
     shard_rows,
     submit_spec,
-    wait_done,
     wait_until,
 )
 
@@ -59,7 +59,7 @@ def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, 
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "dist")
-    report = wait_done(conn, job)
+    report = wait_for(conn, job)
     assert (report.batches_done, report.totals.items, report.totals.failed) == (job.total_batches, ITEMS, 0)
     local = shard_rows(tmp_path / "local", "accepted") + shard_rows(tmp_path / "local", "rejected")
     dist = shard_rows(tmp_path / "dist", "accepted") + shard_rows(tmp_path / "dist", "rejected")
@@ -74,7 +74,7 @@ def test_lineage_of_a_distributed_record_names_the_job(spec, tmp_path, cluster):
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
-    wait_done(conn, job)
+    wait_for(conn, job)
     row = shard_rows(tmp_path / "out", "accepted")[0]
     assert row["lineage"]["job_id"] == row["lineage"]["run_id"] == job.job_id
     assert row["lineage"]["prompt_sha256"]
@@ -103,26 +103,44 @@ def test_rq_payloads_are_json_and_hold_no_secret(tmp_path, cluster, mock_llm, mo
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
-    wait_done(conn, job)
+    wait_for(conn, job)
     for key in conn.scan_iter(count=1000):
-        dump = conn.dump(key) or b""
-        assert secret.encode() not in dump, key
-    rq_job = Job.fetch(keys.rq_job_id("generate", job.job_id, job_batch_id(conn, job)), conn, JSONSerializer)
+        assert secret.encode() not in stored_bytes(conn, key), key
+    rq_job = Job.fetch(keys.rq_job_id("generate", job.job_id, job_batch_id(tmp_path / "out")), conn, JSONSerializer)
     payload = json.loads(zlib.decompress(conn.hget(rq_job.key, "data")))
     assert payload[0] == "workers.jobs.generate"
     assert secret not in json.dumps(payload)
     assert secret not in "".join(p.read_text() for p in (tmp_path / "out").rglob("*.json*"))
 
 
-def job_batch_id(conn, job):
-    return next(iter(conn.smembers(keys.job_batches(job.job_id)))).decode()
+def stored_bytes(conn, key) -> bytes:
+    """Everything a key holds, as Redis returns it, with RQ's zlib-compressed job payloads inflated."""
+    kind = conn.type(key).decode()
+    if kind == "string":
+        return conn.get(key) or b""
+    if kind == "hash":
+        values = conn.hgetall(key)
+        data = values.pop(b"data", None)
+        return b"".join([*values.keys(), *values.values(), zlib.decompress(data) if data else b""])
+    if kind == "zset":
+        return b"".join(conn.zrange(key, 0, -1))
+    if kind == "stream":  # RQ's job results
+        return b"".join(k + v for _, entry in conn.xrange(key) for k, v in entry.items())
+    if kind == "list":
+        return b"".join(conn.lrange(key, 0, -1))
+    assert kind == "set", f"{key!r} holds a {kind}, which this check does not read"
+    return b"".join(conn.smembers(key))
+
+
+def job_batch_id(out):
+    return next((out / "done").glob("*.json")).stem
 
 
 def test_status_reports_a_finished_job_by_id_and_by_directory(spec, tmp_path, cluster):
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
-    wait_done(conn, job)
+    wait_for(conn, job)
     runner = CliRunner()
     by_id = runner.invoke(main, ["status", job.job_id, "--redis", cluster.redis.url, "--json"])
     assert by_id.exit_code == 0, by_id.output
@@ -167,14 +185,14 @@ def test_cancel_stops_further_batches_and_keeps_finished_records(tmp_path, clust
     wait_until(lambda: conn.hlen(keys.job_done(job.job_id)) >= 1, 60, "a first batch")
     result = CliRunner().invoke(main, ["cancel", job.job_id, "--redis", cluster.redis.url])
     assert result.exit_code == 0, result.output
-    report = wait_done(conn, job)
+    report = wait_for(conn, job)
     assert report.cancelled
     assert 1 <= report.batches_done < job.total_batches
     kept = record_ids(tmp_path / "out")
     assert len(kept) == len(set(kept)) == report.totals.items
 
     _, again = submit_spec(cluster.redis.url, spec, tmp_path / "out")  # a resubmit continues the job
-    final = wait_done(conn, again)
+    final = wait_for(conn, again)
     assert final.batches_done == job.total_batches
     assert not final.cancelled
     assert_complete_exactly_once(tmp_path / "out", spec)
@@ -188,7 +206,7 @@ def test_repair_rebuilds_a_job_that_redis_lost_and_finishes_it(spec, tmp_path, c
     assert "8 batch(es) re-enqueued" in result.output
     cluster.start_worker("generate")
     cluster.start_worker("verify")
-    wait_done(conn, load_job(conn, job.job_id))
+    wait_for(conn, load_job(conn, job.job_id))
     assert_complete_exactly_once(tmp_path / "out", spec)
 
 
@@ -207,7 +225,7 @@ def test_a_fatal_model_error_stops_the_job_and_says_why(spec, tmp_path, cluster,
     cluster.start_worker("generate")
     cluster.start_worker("verify")
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
-    report = wait_done(conn, job)
+    report = wait_for(conn, job)
     assert report.error is not None
     assert "401" in report.error
     assert record_ids(tmp_path / "out") == []
@@ -221,7 +239,7 @@ def test_global_concurrency_holds_across_workers(tmp_path, cluster, mock_llm):
     cluster.start_worker("verify")
     cluster.wait_idle_workers(3)
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
-    wait_done(conn, job)
+    wait_for(conn, job)
     assert mock_llm.state.peak_in_flight <= 3
     assert_complete_exactly_once(tmp_path / "out", spec)
 

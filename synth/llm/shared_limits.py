@@ -203,7 +203,3 @@ class SharedLimits:
 
     async def _call(self, script: Any, script_keys: list[str], args: list[Any]) -> int:
         return int(await script(keys=script_keys, args=args))
-
-    async def in_flight(self) -> int:
-        """Leases held now, by every process (expired ones included until the next acquire sweeps them)."""
-        return int(await self.client.zcard(self._slots))
