@@ -16,6 +16,8 @@ PARAGRAPH_TAGS = frozenset(
 )
 LINE_TAGS = frozenset({"div", "li", "tr", "dt", "dd", "caption"})
 CELL_TAGS = frozenset({"td", "th"})
+WHITESPACE = re.compile(r"\s+")
+BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class _TextExtractor(HTMLParser):
@@ -45,7 +47,7 @@ class _TextExtractor(HTMLParser):
         if self.pre_depth:
             self.parts.append(data)
             return
-        text = re.sub(r"\s+", " ", data)
+        text = WHITESPACE.sub(" ", data)
         at_line_start = not self.parts or self.parts[-1].endswith(("\n", " "))
         self.parts.append(text.lstrip(" ") if at_line_start else text)
 
@@ -64,4 +66,4 @@ def html_to_text(html: str) -> str:
     parser.feed(html)
     parser.close()
     lines = (line.rstrip() for line in "".join(parser.parts).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

@@ -117,15 +117,10 @@ def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
         return
     if path.is_dir():
         raise UserError(f"{path}: a directory; format {kind} reads files (name them, e.g. {path}/*.{kind})")
-    readers: dict[str, Callable[[Path, str, str], Iterator[InputRow]]] = {
-        "jsonl": _read_jsonl,
-        "csv": _read_csv,
-        "txt": _read_txt,
-    }
-    if kind not in readers:
+    if kind not in FILE_READERS:
         raise UserError(f"{path}: unknown input format {kind!r}; use one of auto, jsonl, csv, txt, run")
     try:
-        yield from readers[kind](path, ref.field, shown_path(path, base_dir))
+        yield from FILE_READERS[kind](path, ref.field, shown_path(path, base_dir))
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a line)") from None
 
@@ -152,8 +147,8 @@ def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         if field_name not in columns:
-            shown = ", ".join(columns) or "none"
-            raise UserError(f"{path}:1: no column {field_name!r} (columns: {shown}); set inputs.field")
+            names = ", ".join(columns) or "none"
+            raise UserError(f"{path}:1: no column {field_name!r} (columns: {names}); set inputs.field")
         try:
             for row in reader:
                 line = reader.line_num
@@ -181,6 +176,7 @@ def _read_run(root: Path, field_name: str, base_dir: Path) -> Iterator[InputRow]
         if not shard:
             continue
         path = root / shard["path"]
+        shown, run = shown_path(path, base_dir), shown_path(root, base_dir)
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 where = f"{path}:{number}"
@@ -189,8 +185,7 @@ def _read_run(root: Path, field_name: str, base_dir: Path) -> Iterator[InputRow]
                     record_id = str(record["record_id"])
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise UserError(f"{where}: not a synth record (run shards hold one JSON record per line)") from None
-                shown = shown_path(path, base_dir)
-                source = {"path": shown, "line": number, "run": shown_path(root, base_dir), "record_id": record_id}
+                source = {"path": shown, "line": number, "run": run, "record_id": record_id}
                 yield make_row(record, field_name, source, where, id_parts=(record_id,))
 
 
@@ -226,4 +221,9 @@ def lookup(fields: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+FILE_READERS: dict[str, Callable[[Path, str, str], Iterator[InputRow]]] = {
+    "jsonl": _read_jsonl,
+    "csv": _read_csv,
+    "txt": _read_txt,
+}
 READERS: dict[str, Reader] = {"rows": read_rows, "documents": read_documents}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.prompts import PromptLibrary, Template
 from synth.specs import JobSpec, TopicExpansionSettings
+from synth.store import write_atomic
 from synth.topics import (
     EXPAND_TEMPLATE,
     GrownTree,
@@ -130,17 +130,10 @@ def _read(path: Path) -> TopicTree | None:
     return tree
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Temp file and rename: a crash never leaves half a tree for the next run to trust."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def _write(path: Path, text: str) -> None:
+    """Atomic (temp file, fsync, rename): a crash never leaves half a tree for the next run to trust."""
     try:
-        write_text_atomic(path, text)
+        write_atomic(path, [text])
     except OSError as exc:
         raise UserError(
             f"cannot write the topic cache {path}: {exc}; set {CACHE_ENV_VAR} to a writable folder"

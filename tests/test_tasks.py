@@ -8,8 +8,8 @@ import pytest
 
 from synth.errors import ParseError, UserError
 from synth.tasks import TASKS, build_task, task_class
-from synth.tasks.base import screen_output
-from synth.tasks.instructions import InstructionsTask
+from synth.tasks.base import OptionsOf, TaskOptions, extract_json, screen_output, validated
+from synth.tasks.instructions import InstructionSample, InstructionsOptions, InstructionsTask
 
 SAMPLE = {
     "instruction": "Explain recursion.",
@@ -285,3 +285,29 @@ def test_text_with_no_json_and_no_labels_is_parse_error():
     with pytest.raises(ParseError) as caught:
         task().parse("I am a helpful assistant and I like bread.", "stop")
     assert caught.value.reason == "parse_error"
+
+
+def test_options_of_gives_the_tasks_own_options():
+    assert task(samples_per_call=4).opts == InstructionsOptions(samples_per_call=4)
+
+
+def test_options_of_refuses_options_of_another_task():
+    class Other(TaskOptions):
+        pass
+
+    class Wrong(InstructionsTask):
+        opts = OptionsOf(Other)
+
+    with pytest.raises(AssertionError, match="options are InstructionsOptions"):
+        _ = Wrong(InstructionsOptions()).opts
+
+
+def test_validated_turns_a_validation_error_into_a_schema_error_naming_the_field():
+    with pytest.raises(ParseError, match="output: Field required") as caught:
+        validated(InstructionSample, {"instruction": "Say hi."}, "raw text")
+    assert (caught.value.reason, caught.value.raw) == ("schema_error", "raw text")
+
+
+def test_extract_json_takes_another_shape_test():
+    text = 'Sure: [1] then ["a", "b"]'
+    assert extract_json(text, None, lambda value: isinstance(value, list) and value[:1] == ["a"]) == ["a", "b"]

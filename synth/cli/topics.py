@@ -15,7 +15,8 @@ from synth.errors import UserError
 from synth.prompts import PromptLibrary
 from synth.specfile import MODEL_ENV_VAR, override_path, validate_spec
 from synth.specs import JobSpec, TopicExpansionSettings
-from synth.topiccache import header_lines, write_text_atomic
+from synth.store import write_atomic
+from synth.topiccache import header_lines
 from synth.topics import EXPAND_TEMPLATE, grow_tree, render_yaml
 
 # What `--set` may change here: how calls are made, not what a job generates.
@@ -60,7 +61,7 @@ def expand(
     grown = asyncio.run(grow_tree(spec, template, settings))
     header = header_lines(settings, spec.model, grown, "synth topics expand")
     try:
-        write_text_atomic(out, render_yaml(grown.tree, quota, header))
+        write_atomic(out, [render_yaml(grown.tree, quota, header)])
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     bare = f"; {len(grown.bare)} topic(s) gave no usable subtopics (see the header)" if grown.bare else ""

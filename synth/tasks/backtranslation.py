@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
 from synth.expand import WorkItem
@@ -24,7 +24,18 @@ from synth.inputs import InputRow, Unit, row_unit
 from synth.llm import LLMClient
 from synth.llm.transport import LiteLLMTransport, resolve_api_base, resolve_api_key
 from synth.prompts import Template
-from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, no_repeats, normalized, screen_output
+from synth.tasks.base import (
+    FENCE,
+    Generation,
+    OptionsOf,
+    Rejected,
+    Task,
+    TaskOptions,
+    no_repeats,
+    normalized,
+    screen_output,
+    validated,
+)
 
 LABELS = ("translation:", "translated text:")
 QUOTES = "\"'“”«»"
@@ -78,10 +89,7 @@ class BacktranslationTask(Task):
         """The pivot model's client per main client: each job (and RQ job, with its own loop) gets its own."""
         return weakref.WeakKeyDictionary()
 
-    @property
-    def opts(self) -> BacktranslationOptions:
-        assert isinstance(self.options, BacktranslationOptions)
-        return self.options
+    opts = OptionsOf(BacktranslationOptions)
 
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
         """One unit per (row, pivot); the template sees the first leg: from the source to the pivot language."""
@@ -177,9 +185,4 @@ def _from_json(body: str, raw: str) -> str:
         value = json.JSONDecoder().raw_decode(body)[0]
     except json.JSONDecodeError as exc:
         raise ParseError("parse_error", f"broken JSON ({exc.msg})", raw) from None
-    try:
-        return Translation.model_validate(value).translation
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
+    return validated(Translation, value, raw).translation

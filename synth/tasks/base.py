@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -21,10 +21,26 @@ FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 ECHO_PROBE_CHARS = 120  # a completion that repeats this much of the prompt verbatim is an echo, not an answer
 REPEAT_MIN_SPAN = 20
 REPEAT_MIN_TIMES = 8
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class TaskOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=TaskOptions)
+
+
+class OptionsOf(Generic[OptionsT]):
+    """`opts = OptionsOf(MyOptions)` in a task class: the task's options as its own `Options` type."""
+
+    def __init__(self, kind: type[OptionsT]) -> None:
+        self.kind = kind
+
+    def __get__(self, task: Task, owner: type[Task] | None = None) -> OptionsT:
+        options = task.options
+        assert isinstance(options, self.kind), f"{task.name}: options are {type(options).__name__}"
+        return options
 
 
 def no_repeats(values: list[str], what: str) -> list[str]:
@@ -170,13 +186,14 @@ def _is_runaway(text: str) -> bool:
     return False
 
 
-def extract_json(text: str, finish_reason: str | None) -> Any:
+def extract_json(text: str, finish_reason: str | None, accept: Callable[[Any], bool] | None = None) -> Any:
     """The first sample-shaped JSON value (an object, or a list of objects) in a ``` fence or bare.
 
     Prose around it is tolerated, and so are bracketed asides before it (`[1]`). Output cut off at
     max_tokens counts as truncated unless its JSON ends the text: a complete inner object of a cut-off
-    list is not a sample.
+    list is not a sample. `accept` replaces the sample-shape test (a list of strings, say).
     """
+    accept = accept or _is_sample_shaped
     candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for candidate in candidates:
@@ -185,7 +202,7 @@ def extract_json(text: str, finish_reason: str | None) -> Any:
                 value, end = decoder.raw_decode(candidate, match.start())
             except json.JSONDecodeError:
                 continue
-            if not _is_sample_shaped(value):
+            if not accept(value):
                 continue
             if finish_reason == "length" and candidate is text and text[end:].strip():
                 break
@@ -208,8 +225,13 @@ def validate_samples(model: type[BaseModel], value: Any, raw: str) -> list[dict[
     items = value if isinstance(value, list) else [value]
     if not items:
         raise ParseError("parse_error", "an empty JSON list", raw)
+    return [validated(model, item, raw).model_dump() for item in items]
+
+
+def validated(model: type[ModelT], value: Any, raw: str) -> ModelT:
+    """`value` as `model`; its first validation error as a ParseError `schema_error` naming the field."""
     try:
-        return [model.model_validate(item).model_dump() for item in items]
+        return model.model_validate(value)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"

@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
-from synth.tasks.base import Task, TaskOptions, extract_json
+from synth.tasks.base import OptionsOf, Task, TaskOptions, extract_json, validated
 from synth.tasks.pycheck import check_python
 
 LANGUAGES = ("python",)
@@ -92,13 +92,10 @@ class CodeTask(Task):
     Sample: ClassVar[type[BaseModel]] = CodeSample
     text_fields: ClassVar[tuple[str, ...]] = ("problem", "solution", "tests")
 
-    @property
-    def code_options(self) -> CodeOptions:
-        assert isinstance(self.options, CodeOptions)
-        return self.options
+    opts = OptionsOf(CodeOptions)
 
     def template_vars(self) -> dict[str, Any]:
-        return {"language": self.code_options.language, "default_difficulty": self.code_options.difficulty}
+        return {"language": self.opts.language, "default_difficulty": self.opts.difficulty}
 
     def response_model(self) -> type[BaseModel] | None:
         return CodeAnswer
@@ -110,10 +107,10 @@ class CodeTask(Task):
 
     def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
         fields = parse_sections(text, finish_reason) if HEADING.search(text) else _json_fields(text, finish_reason)
-        language = self.code_options.language
+        language = self.opts.language
         if str(fields.get("language", language)).lower() != language:
             raise ParseError("schema_error", f"language: {fields['language']!r}, not the task's", text)
-        sample = _validate({**fields, "language": language, "difficulty": self.code_options.difficulty}, text)
+        sample = validated(CodeSample, {**fields, "language": language, "difficulty": self.opts.difficulty}, text)
         checked = check_python(sample.entry_point, sample.signature, sample.solution, sample.tests, text)
         update = {
             "entry_point": checked.entry_point,
@@ -122,15 +119,6 @@ class CodeTask(Task):
             "test_functions": checked.test_functions,
         }
         return [sample.model_copy(update=update).model_dump()]
-
-
-def _validate(fields: dict[str, Any], raw: str) -> CodeSample:
-    try:
-        return CodeSample.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
 
 
 def _json_fields(text: str, finish_reason: str | None) -> dict[str, Any]:

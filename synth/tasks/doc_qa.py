@@ -16,7 +16,7 @@ from synth.expand import WorkItem
 from synth.inputs import Unit
 from synth.llm import token_counter
 from synth.long_context import ContextAssembler, ContextWindow
-from synth.tasks.base import Generation, Rejected, Task, TaskOptions, extract_json, validate_samples
+from synth.tasks.base import Generation, OptionsOf, Rejected, Task, TaskOptions, extract_json, validate_samples
 
 logger = logging.getLogger(__name__)
 
@@ -80,20 +80,17 @@ class DocQaTask(Task):
     text_fields: ClassVar[tuple[str, ...]] = ("question", "answer")
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "documents"
 
-    @property
-    def doc_options(self) -> DocQaOptions:
-        assert isinstance(self.options, DocQaOptions)
-        return self.options
+    opts = OptionsOf(DocQaOptions)
 
     def template_vars(self) -> dict[str, Any]:
-        return {"n": self.doc_options.pairs_per_chunk}
+        return {"n": self.opts.pairs_per_chunk}
 
     def response_model(self) -> type[BaseModel] | None:
         return DocQaPairs
 
     def count_tokens(self) -> TokenCounter:
         """The tokenizer chunks and contexts are measured with."""
-        if self.doc_options.tokenizer == "approx":
+        if self.opts.tokenizer == "approx":
             return approx_tokens
         if not self.model:
             raise ValueError("doc_qa counts tokens with the spec's model: build the task with it")
@@ -101,7 +98,7 @@ class DocQaTask(Task):
 
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
         """One unit per chunk of every document; a document seen before (same text) is skipped."""
-        options, count = self.doc_options, self.count_tokens()
+        options, count = self.opts, self.count_tokens()
         seen: set[str] = set()
         for doc in inputs:
             assert isinstance(doc, Document), f"doc_qa reads documents, got {type(doc).__name__}"
@@ -118,7 +115,7 @@ class DocQaTask(Task):
         value = extract_json(text, finish_reason)
         if isinstance(value, dict):
             value = next((value[key] for key in LIST_KEYS if isinstance(value.get(key), list)), value)
-        return validate_samples(DocQaPair, value, text)[: self.doc_options.pairs_per_chunk]
+        return validate_samples(DocQaPair, value, text)[: self.opts.pairs_per_chunk]
 
     def parse_generation(self, item: WorkItem, generation: Generation) -> list[dict[str, Any] | Rejected]:
         """Each pair whose evidence is in the chunk becomes a long-context example; the others are rejected."""

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
-from synth.tasks.base import Task, TaskOptions, extract_json, validate_samples
+from synth.tasks.base import OptionsOf, Task, TaskOptions, extract_json, validate_samples
 
 
 class InstructionSample(BaseModel):
@@ -66,10 +66,7 @@ class InstructionsTask(Task):
     Sample: ClassVar[type[BaseModel]] = InstructionSample
     text_fields: ClassVar[tuple[str, ...]] = ("instruction", "input", "output")
 
-    @property
-    def opts(self) -> InstructionsOptions:
-        assert isinstance(self.options, InstructionsOptions)
-        return self.options
+    opts = OptionsOf(InstructionsOptions)
 
     def template_vars(self) -> dict[str, Any]:
         return {"n": self.opts.samples_per_call}

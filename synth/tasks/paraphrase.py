@@ -7,18 +7,27 @@ rejected record (`identical_to_source`, `duplicate_in_answer`), never dropped si
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
 from synth.expand import WorkItem
 from synth.ids import stable_hash
 from synth.inputs import InputRow, Unit, row_unit
-from synth.tasks.base import FENCE, Generation, Rejected, Task, TaskOptions, no_repeats, normalized
+from synth.tasks.base import (
+    Generation,
+    OptionsOf,
+    Rejected,
+    Task,
+    TaskOptions,
+    extract_json,
+    no_repeats,
+    normalized,
+    validated,
+)
 
 Style = Literal["neutral", "formal", "casual", "typos"]
 STYLE_HINTS: dict[str, str] = {
@@ -77,10 +86,7 @@ class ParaphraseTask(Task):
     text_fields: ClassVar[tuple[str, ...]] = ("paraphrase",)
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "rows"
 
-    @property
-    def opts(self) -> ParaphraseOptions:
-        assert isinstance(self.options, ParaphraseOptions)
-        return self.options
+    opts = OptionsOf(ParaphraseOptions)
 
     def template_vars(self) -> dict[str, Any]:
         return {"n": self.opts.n, "format": self.opts.format}
@@ -104,12 +110,13 @@ class ParaphraseTask(Task):
         source, style = str(item.vars["input"]), str(item.vars["style"])
         found = parse_paraphrases(generation.text, generation.finish_reason, self.opts.format)
         samples: list[dict[str, Any] | Rejected] = []
-        seen = {normalized(source)}
+        source_key = normalized(source)
+        seen = {source_key}
         accepted = 0
         for paraphrase in found:
             sample: dict[str, Any] = {"source": source, "paraphrase": paraphrase, "style": style}
             key = normalized(paraphrase)
-            if key == normalized(source):
+            if key == source_key:
                 samples.append(Rejected(sample, "identical_to_source", "the paraphrase only repeats its source"))
             elif key in seen:
                 samples.append(Rejected(sample, "duplicate_in_answer", "the answer repeats this paraphrase"))
@@ -141,24 +148,17 @@ def parse_paraphrases(text: str, finish_reason: str | None, fmt: str = "auto") -
 
 
 def _json_value(text: str) -> Any:
-    """The first JSON object or list in a ``` fence or the bare text; None when there is none."""
-    decoder = json.JSONDecoder()
-    for candidate in [m.group(1) for m in FENCE.finditer(text)] + [text]:
-        for match in re.finditer(r"[\[{]", candidate):
-            try:
-                value, _ = decoder.raw_decode(candidate, match.start())
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], str)):
-                return value
-    return None
+    """The first JSON object, or list starting with a string, in a ``` fence or the bare text; None when none."""
+    try:
+        return extract_json(text, None, _paraphrase_shaped)
+    except ParseError:
+        return None
+
+
+def _paraphrase_shaped(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value) and isinstance(value[0], str))
 
 
 def _validated(value: Any, raw: str) -> list[str]:
     data = {"paraphrases": value} if isinstance(value, list) else value
-    try:
-        return ParaphraseList.model_validate(data).paraphrases
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
+    return validated(ParaphraseList, data, raw).paraphrases

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import NoReturn
 
 from synth.errors import ParseError
 
@@ -39,7 +40,7 @@ def check_python(entry_point: str, signature: str, solution: str, tests: str, ra
     return CheckedCode(declared.name, _header(declared), tests, test_functions)
 
 
-def _reject(reason: str, message: str, raw: str) -> None:
+def _reject(reason: str, message: str, raw: str) -> NoReturn:
     raise ParseError(reason, message, raw)
 
 
