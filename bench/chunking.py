@@ -26,9 +26,9 @@ from common import ROOT, env_for_bench
 sys.path.insert(0, str(ROOT))  # this checkout's synth, whichever checkout the venv installed
 env_for_bench()
 # Imported before the children fork: scenarios time their work, not imports (litellm's alone takes seconds).
-from synth.chunking import approx_tokens, chunk_document  # noqa: E402
-from synth.documents import Document, iter_documents  # noqa: E402
 from synth.ids import sha256_text  # noqa: E402
+from synth.inputs.chunking import approx_tokens, chunk_document  # noqa: E402
+from synth.inputs.documents import Document, iter_documents  # noqa: E402
 from synth.llm import token_counter  # noqa: E402
 from synth.tasks import build_task  # noqa: E402
 

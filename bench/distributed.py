@@ -26,11 +26,11 @@ import yaml
 from common import bench_spec, env_for_bench, measure_run, mock_server
 from rq import Worker
 
-from synth import keys
-from synth.plan import prepare
-from synth.queue import QueuedJob, submit
-from synth.specfile import load_spec
-from synth.store import RunStore
+from synth.distributed import keys
+from synth.distributed.queue import QueuedJob, submit
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
+from synth.store.run_store import RunStore
 from synth.testing.cluster import Cluster, RedisServer, kill_tree
 
 

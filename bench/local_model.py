@@ -45,7 +45,7 @@ def prompts(n: int) -> list[list[dict[str, str]]]:
 
 
 def spec(model: str, max_tokens: int, json_mode: bool, concurrency: int, api_base: str | None = None) -> Any:
-    from synth.specs import JobSpec
+    from synth.spec.model import JobSpec
 
     return JobSpec.model_validate(
         {

@@ -10,16 +10,18 @@ from typing import Any
 
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
-from synth.expand import BatchRef, WorkItem
 from synth.llm import LLMClient, OutputMode, token_counter
-from synth.plan import PreparedJob
+from synth.plan.expand import BatchRef, WorkItem
+from synth.plan.job import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
-from synth.specs import JobSpec
-from synth.store import RunStore
+from synth.spec.model import JobSpec
+from synth.store.run_store import RunStore
 from synth.tasks import Task
 from synth.tasks.base import Generation, Rejected, screen_output
-from synth.verify import ClaimIndex, Verifier, VerifierContext, build, run_chain
+from synth.verify.chain import run_chain
+from synth.verify.protocol import ClaimIndex, Verifier, VerifierContext
+from synth.verify.registry import build
 
 logger = logging.getLogger(__name__)
 

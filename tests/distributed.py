@@ -10,12 +10,12 @@ from typing import Any
 
 import redis
 
-from synth.plan import prepare
-from synth.queue import QueuedJob, generate_queue, submit
+from synth.distributed.queue import QueuedJob, generate_queue, submit
+from synth.executors.local import run_local
+from synth.plan.job import iter_batches
+from synth.plan.prepare import prepare
 from synth.records import record_id_for
-from synth.run import run_local
-from synth.sourcing import iter_batches
-from synth.specfile import load_spec
+from synth.spec.file import load_spec
 
 
 def shard_rows(out: Path, kind: str) -> list[dict[str, Any]]:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from synth.errors import ParseError
-from synth.expand import WorkItem
+from synth.executors.local import run_local
 from synth.llm import LLMClient
-from synth.plan import prepare
-from synth.run import run_local
-from synth.specfile import load_spec, validate_spec
+from synth.plan.expand import WorkItem
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec, validate_spec
 from synth.tasks import build_task
 from synth.tasks.backtranslation import BacktranslationTask, parse_translation
 from synth.tasks.base import Generation, screen_output

@@ -1,4 +1,4 @@
-"""synth/chunking.py: chunks within the token bound, exact offsets, overlap, full coverage, stable ids, flat memory."""
+"""synth.inputs.chunking: chunks within the token bound, exact offsets, overlap, coverage, stable ids, flat memory."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from synth.chunking import Chunk, approx_tokens, chunk_document
-from synth.documents import Document
 from synth.ids import sha256_text, stable_hash
+from synth.inputs.chunking import Chunk, approx_tokens, chunk_document
+from synth.inputs.documents import Document
 from synth.llm import token_counter
 
 WORDS = [

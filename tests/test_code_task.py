@@ -1,4 +1,4 @@
-"""synth/tasks/code.py: the prompt, parsing of JSON and fenced answers, the ast checks and their reasons, end to end."""
+"""synth.tasks.code: the prompt, parsing of JSON and fenced answers, the ast checks and their reasons, end to end."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from synth.errors import ParseError, SpecError
-from synth.expand import Leaf
-from synth.plan import prepare
-from synth.run import run_local
-from synth.specfile import load_spec
+from synth.executors.local import run_local
+from synth.plan.expand import Leaf
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
 from synth.tasks import build_task, task_class
 from synth.tasks.base import screen_output
-from synth.tasks.code import CodeTask
+from synth.tasks.code.task import CodeTask
 from synth.testing.mock_openai import Behaviour, MockServer
 from tests.conftest import base_spec, write_spec
 from tests.test_run import records

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from synth.expand import plan_batches, with_items
-from synth.plan import prepare
+from synth.plan.expand import plan_batches, with_items
+from synth.plan.prepare import prepare
 from synth.records import record_id_for
-from synth.specfile import load_spec
+from synth.spec.file import load_spec
 from synth.testing.mock_openai import Call, MockServer
 from tests.conftest import base_spec, write_spec
 

@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from synth import keys
 from synth.cli import main
 from synth.cli.distributed import wait_for
-from synth.expand import plan_batches, with_items
+from synth.distributed import keys
+from synth.distributed.connect import connect_async
+from synth.distributed.queue import batch_from_json, batch_to_json, load_job, reconcile
 from synth.llm.shared_limits import SharedLimits
-from synth.plan import prepare
-from synth.queue import batch_from_json, batch_to_json, load_job, reconcile
-from synth.redis_state import connect_async
-from synth.specfile import load_spec
+from synth.plan.expand import plan_batches, with_items
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
 from synth.testing.cluster import free_port
 from synth.testing.mock_openai import Behaviour
 from tests.conftest import base_spec, write_spec

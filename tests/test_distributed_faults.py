@@ -14,9 +14,9 @@ import pytest
 import redis
 from rq.registry import StartedJobRegistry
 
-from synth import keys
 from synth.cli.distributed import wait_for
-from synth.queue import GENERATE_FUNC, generate_queue, verify_queue
+from synth.distributed import keys
+from synth.distributed.queue import GENERATE_FUNC, generate_queue, verify_queue
 from synth.testing.cluster import Cluster, RedisServer, children, kill_tree
 from tests.conftest import base_spec, write_spec
 from tests.distributed import assert_complete_exactly_once, queued_batch_id, submit_spec, wait_until

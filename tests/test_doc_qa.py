@@ -1,4 +1,4 @@
-"""synth/tasks/doc_qa.py, synth/long_context.py, synth/evidence.py: prompts, parsing, evidence checks, context
+"""synth.tasks.doc_qa (task, long_context, evidence): prompts, parsing, evidence checks, context
 assembly, units; and a whole run over documents against the mock server."""
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ from typing import Any
 
 import pytest
 
-from synth.chunking import approx_tokens, chunk_document
-from synth.documents import Document
 from synth.errors import ParseError, SpecError
-from synth.evidence import locate
-from synth.expand import WorkItem
+from synth.executors.local import run_local
 from synth.ids import sha256_text
-from synth.long_context import ContextAssembler
-from synth.plan import PreparedJob, prepare
-from synth.run import run_local
-from synth.sourcing import iter_batches
-from synth.specfile import load_spec
+from synth.inputs.chunking import approx_tokens, chunk_document
+from synth.inputs.documents import Document
+from synth.plan.expand import WorkItem
+from synth.plan.job import PreparedJob, iter_batches
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
 from synth.tasks import build_task
 from synth.tasks.base import Generation, Rejected, screen_output
-from synth.tasks.doc_qa import DocQaTask, chunk_unit
+from synth.tasks.doc_qa.evidence import locate
+from synth.tasks.doc_qa.long_context import ContextAssembler
+from synth.tasks.doc_qa.task import DocQaTask, chunk_unit
 from synth.testing.mock_openai import Behaviour, MockServer
 from tests.conftest import write_spec
 

@@ -1,4 +1,4 @@
-"""synth/documents.py and synth/html_text.py: real files of every format, and every way a source can be wrong."""
+"""synth.inputs.documents and synth.inputs.html: real files of every format, and every way a source can be wrong."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from synth.documents import iter_documents, read_documents, resolve_paths
 from synth.errors import UserError
-from synth.html_text import html_to_text
 from synth.ids import sha256_text
-from synth.specs import InputRef
+from synth.inputs.documents import iter_documents, read_documents, resolve_paths
+from synth.inputs.html import html_to_text
+from synth.spec.model import InputRef
 
 HTML = """<!doctype html><html><head><title>Tide tables</title>
 <style>body { color: red; }</style><script>var secret = "do not keep";</script></head>
@@ -185,7 +185,7 @@ def test_an_empty_document_is_skipped_with_a_warning(tmp_path, caplog):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "empty.txt").write_text("  \n")
     (tmp_path / "docs" / "full.txt").write_text("Text.")
-    with caplog.at_level(logging.WARNING, logger="synth.documents"):
+    with caplog.at_level(logging.WARNING, logger="synth.inputs.documents"):
         assert texts("docs", tmp_path) == ["Text."]
     assert "skipping empty document: doc=docs/empty.txt" in caplog.text
 

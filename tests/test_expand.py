@@ -1,11 +1,11 @@
-"""synth/expand.py: leaves, quotas from weights, deterministic item and batch ids, seeds and template turns."""
+"""synth/plan/expand.py: leaves, quotas from weights, deterministic item and batch ids, seeds and template turns."""
 
 from __future__ import annotations
 
 import pytest
 
-from synth.expand import apportion, count_items, leaves, plan_batches, with_items, work_item
-from synth.specfile import validate_spec
+from synth.plan.expand import apportion, count_items, leaves, plan_batches, with_items, work_item
+from synth.spec.file import validate_spec
 from tests.conftest import base_spec
 
 API_BASE = "http://127.0.0.1:9/v1"  # never contacted: expansion is pure

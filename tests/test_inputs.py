@@ -1,4 +1,4 @@
-"""synth/inputs.py: input rows from JSONL, CSV, text and earlier runs, streamed; errors name file:line."""
+"""synth/inputs/rows.py: input rows from JSONL, CSV, text and earlier runs, streamed; errors name file:line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from synth.errors import UserError
 from synth.ids import stable_hash
-from synth.inputs import READERS, read_rows, row_unit
-from synth.specs import InputRef
+from synth.inputs.rows import READERS, read_rows, row_unit
+from synth.spec.model import InputRef
 
 
 def ref(path: str, **options) -> InputRef:
@@ -27,7 +27,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def make_run(root: Path, records: list[dict]) -> Path:
-    """A run directory as synth.store writes it: run.json, one accepted shard and its marker."""
+    """A run directory as synth.store.run_store writes it: run.json, one accepted shard and its marker."""
     (root / "accepted").mkdir(parents=True)
     (root / "done").mkdir()
     (root / "run.json").write_text(json.dumps({"run_id": "r1", "spec_id": "s1"}))

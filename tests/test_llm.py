@@ -16,9 +16,9 @@ from synth.errors import ModelError, RetryableModelError, SpecError
 from synth.llm import LLMClient, Pricing
 from synth.llm.limiter import AdaptiveLimiter
 from synth.llm.transport import scrub, status_error
-from synth.specfile import validate_spec
-from synth.specs import JobSpec
-from synth.state import LocalState
+from synth.spec.file import validate_spec
+from synth.spec.model import JobSpec
+from synth.state.local import LocalState
 from synth.testing.mock_openai import Behaviour, MockServer, request_key
 from tests.conftest import base_spec
 

@@ -16,21 +16,21 @@ from click.testing import CliRunner
 
 from synth.cli import main
 from synth.errors import ModelError, UserError
+from synth.executors.local import run_local
 from synth.llm import LLMClient, OutputMode, local, response_format
 from synth.llm.local import ChatRequest, LocalRequestError, load_model, resolve_gguf
 from synth.llm.serve import create_app, start
 from synth.llm.transport import import_litellm
-from synth.plan import prepare
-from synth.run import run_local
-from synth.specfile import load_spec
-from synth.specs import JobSpec
-from synth.store import RunStore
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
+from synth.spec.model import JobSpec
+from synth.store.run_store import RunStore
 from synth.tasks.backtranslation import Translation
-from synth.tasks.code import CodeAnswer
-from synth.tasks.doc_qa import DocQaPairs
+from synth.tasks.code.task import CodeAnswer
+from synth.tasks.doc_qa.task import DocQaPairs
 from synth.tasks.instructions import InstructionItems, InstructionSample
 from synth.tasks.paraphrase import ParaphraseList
-from synth.topics import Subtopics
+from synth.topics.grow import Subtopics
 from tests.conftest import base_spec, write_spec
 
 # litellm's first completion builds its Message schema, and pydantic 2.14 warns about a ReadOnly TypedDict item in it.

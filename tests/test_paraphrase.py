@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from synth.errors import ParseError, UserError
-from synth.expand import WorkItem
-from synth.plan import prepare
+from synth.executors.local import run_local
+from synth.plan.expand import WorkItem
+from synth.plan.job import iter_batches
+from synth.plan.prepare import prepare
 from synth.records import record_id_for
-from synth.run import run_local
-from synth.sourcing import iter_batches
-from synth.specfile import load_spec
+from synth.spec.file import load_spec
 from synth.tasks import build_task
 from synth.tasks.base import Generation, Rejected, screen_output
 from synth.tasks.paraphrase import ParaphraseTask, parse_paraphrases
@@ -107,7 +107,7 @@ def test_typos_style_asks_for_the_way_real_users_type():
 
 
 def _row(text: str):
-    from synth.inputs import make_row
+    from synth.inputs.rows import make_row
 
     return make_row({"text": text}, "text", {"path": "s.jsonl", "line": 1}, "s.jsonl:1")
 

@@ -13,13 +13,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from synth.cli import main
-from synth.expand import WorkItem, plan_batches, with_items
+from synth.executors.local import run_local
 from synth.ids import canonical_json, sha256_text
-from synth.plan import PreparedJob, prepare
+from synth.plan.expand import WorkItem, plan_batches, with_items
+from synth.plan.job import PreparedJob
+from synth.plan.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS
 from synth.records import record_id_for
-from synth.run import run_local
-from synth.specfile import load_spec
+from synth.spec.file import load_spec
 from synth.testing.mock_openai import Behaviour, MockServer
 from tests.conftest import base_spec, write_spec
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from synth.plan import prepare
-from synth.run import run_local
-from synth.specfile import load_spec
+from synth.executors.local import run_local
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec
 
 
 def test_run_writes_one_accepted_record_per_item(spec_file, tmp_path, mock_llm):

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from synth import inputs as inputs_module
 from synth.errors import SpecError, UserError
-from synth.expand import leaves
-from synth.plan import plan_report, prepare
-from synth.sourcing import iter_batches, template_for
-from synth.specfile import load_spec, validate_spec
-from synth.specs import as_topic
+from synth.inputs import rows as inputs_module
+from synth.plan.expand import leaves
+from synth.plan.job import iter_batches
+from synth.plan.prepare import prepare
+from synth.plan.report import plan_report
+from synth.plan.sourcing import template_for
+from synth.spec.file import load_spec, validate_spec
+from synth.spec.model import as_topic
 from synth.testing.mock_openai import MockServer
 from tests.conftest import base_spec, write_spec
 

@@ -1,4 +1,4 @@
-"""synth/specs.py and synth/specfile.py: loading, spec_id, topic shorthands, --set, and every way a spec goes wrong."""
+"""synth.spec (model and file): loading, spec_id, topic shorthands, --set, and every way a spec goes wrong."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from synth.cli import main
 from synth.errors import SpecError, TemplateError, UserError
-from synth.expand import leaves
-from synth.plan import prepare
-from synth.specfile import load_spec, validate_spec
-from synth.specs import JobSpec
+from synth.plan.expand import leaves
+from synth.plan.prepare import prepare
+from synth.spec.file import load_spec, validate_spec
+from synth.spec.model import JobSpec
 from tests.conftest import base_spec, write_spec
 
 API_BASE = "http://127.0.0.1:9/v1"  # never contacted: these tests only validate

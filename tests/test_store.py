@@ -1,4 +1,4 @@
-"""synth.store on a real directory: atomic writes, shards and markers, idempotent rewrites, orphans, locks."""
+"""synth.store.run_store on a real directory: atomic writes, shards and markers, idempotent rewrites, orphans, locks."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from synth.errors import UserError
-from synth.expand import BatchRef, plan_batches, with_items
+from synth.plan.expand import BatchRef, plan_batches, with_items
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
-from synth.specfile import validate_spec
-from synth.specs import JobSpec
-from synth.store import RunStore, write_atomic
+from synth.spec.file import validate_spec
+from synth.spec.model import JobSpec
+from synth.store.atomic import write_atomic
+from synth.store.run_store import RunStore
 from tests.conftest import base_spec
 
 API_BASE = "http://127.0.0.1:9/v1"  # never contacted: the store makes no model calls

@@ -17,20 +17,21 @@ from click.testing import CliRunner
 import synth
 from synth.cli import main
 from synth.errors import ParseError
+from synth.executors.local import run_local
 from synth.llm import OutputMode, output_mode, response_format
-from synth.plan import PreparedJob, prepare
+from synth.plan.job import PreparedJob
+from synth.plan.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
-from synth.run import run_local
-from synth.specfile import load_spec, validate_spec
-from synth.specs import TopicExpansionSettings
+from synth.spec.file import load_spec, validate_spec
+from synth.spec.model import TopicExpansionSettings
 from synth.tasks import Task, build_task
 from synth.tasks.backtranslation import Translation
-from synth.tasks.code import CodeAnswer
-from synth.tasks.doc_qa import DocQaPair, DocQaPairs
+from synth.tasks.code.task import CodeAnswer
+from synth.tasks.doc_qa.task import DocQaPair, DocQaPairs
 from synth.tasks.instructions import InstructionItems, InstructionSample
 from synth.tasks.paraphrase import ParaphraseList
 from synth.testing.mock_openai import Behaviour, MockServer
-from synth.topics import EXPAND_TEMPLATE, Subtopics, grow_tree, parse_names
+from synth.topics.grow import EXPAND_TEMPLATE, Subtopics, grow_tree, parse_names
 from tests.conftest import base_spec, write_spec
 from tests.test_run import records
 

@@ -1,4 +1,4 @@
-"""synth/topics.py, synth/topiccache.py, `synth topics expand`: growing a topic tree with a model (the mock over
+"""synth/topics/grow.py, synth/topics/cache.py, `synth topics expand`: growing a topic tree with a model (the mock over
 real HTTP), cleaning its answers, the YAML it writes, and `topics: {expand: ...}` in a spec with its cache."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from click.testing import CliRunner
 
 from synth.cli import main
 from synth.cli.distributed import wait_for
+from synth.distributed.queue import submit
 from synth.errors import ModelError, SpecError, TemplateError, UserError
-from synth.expand import count_items
-from synth.plan import prepare
+from synth.plan.expand import count_items
+from synth.plan.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
-from synth.queue import submit
-from synth.specfile import load_spec, validate_spec
-from synth.specs import JobSpec, TopicExpansionSettings
+from synth.spec.file import load_spec, validate_spec
+from synth.spec.model import JobSpec, TopicExpansionSettings
 from synth.testing.mock_openai import Behaviour, MockServer
-from synth.topics import EXPAND_TEMPLATE, clean_names, grow_tree, parse_names, render_yaml
+from synth.topics.grow import EXPAND_TEMPLATE, clean_names, grow_tree, parse_names, render_yaml
 from tests.conftest import base_spec, write_spec
 from tests.test_run import records, run_cli
 
@@ -166,7 +166,7 @@ def test_a_garbage_answer_leaves_its_topic_a_leaf(mock_llm, caplog):
     answer_tree(mock_llm, {"Cooking": TREE["Cooking"], "Soups": TREE["Soups"]})
     mock_llm.when_prompt_contains('subtopics of "Baking"', Behaviour(content="I love baking!"))
     mock_llm.when_prompt_contains('subtopics of "Sauces"', Behaviour(content=""))
-    with caplog.at_level(logging.WARNING, logger="synth.topics"):
+    with caplog.at_level(logging.WARNING, logger="synth.topics.grow"):
         grown = grow(mock_llm, depth=2, degree=3)
     assert grown.tree == {"Cooking": {"Baking": {}, "Soups": GROWN["Soups"], "Sauces": {}}}
     assert grown.bare == ["Cooking/Baking", "Cooking/Sauces"]
@@ -301,7 +301,7 @@ def test_second_prepare_reads_the_cache_and_calls_no_model(expand_spec, mock_llm
     answer_tree(mock_llm)
     first = prepare(load_spec(expand_spec))
     mock_llm.reset()
-    with caplog.at_level(logging.INFO, logger="synth.topiccache"):
+    with caplog.at_level(logging.INFO, logger="synth.topics.cache"):
         second = prepare(load_spec(expand_spec))
     assert mock_llm.state.calls == []
     assert second.spec.spec_id == first.spec.spec_id
@@ -312,7 +312,7 @@ def test_second_prepare_reads_the_cache_and_calls_no_model(expand_spec, mock_llm
 
 def test_cache_file_holds_the_names_and_says_where_it_came_from(expand_spec, mock_llm, cache_dir, caplog):
     answer_tree(mock_llm)
-    with caplog.at_level(logging.WARNING, logger="synth.topiccache"):
+    with caplog.at_level(logging.WARNING, logger="synth.topics.cache"):
         prepare(load_spec(expand_spec))
     (cached,) = cache_dir.glob("*.yaml")
     text = cached.read_text()

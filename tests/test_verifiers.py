@@ -1,4 +1,4 @@
-"""verifiers/length.py, verifiers/exact_dedup.py and synth/verify.py: reasons, claims across batches, the chain."""
+"""verifiers/length.py, verifiers/exact_dedup.py and synth.verify: reasons, claims across batches, the chain."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from synth import verify
 from synth.errors import UserError, VerifierError
 from synth.records import Lineage, Record, Verdict
-from synth.state import LocalState
-from synth.verify import VerifierContext, build, parse_options, run_chain
+from synth.state.local import LocalState
+from synth.verify import registry as verify
+from synth.verify.chain import run_chain
+from synth.verify.protocol import VerifierContext
+from synth.verify.registry import build, parse_options
 from verifiers.exact_dedup import ExactDedupVerifier
 from verifiers.length import LengthVerifier
 

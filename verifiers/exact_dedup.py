@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from synth.records import Record, Verdict
-from synth.verify import ClaimIndex, VerifierContext, VerifierOptions
+from synth.verify.protocol import ClaimIndex, VerifierContext, VerifierOptions
 from verifiers.text import normalize, sample_text
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from synth.records import Record, Verdict
-from synth.verify import VerifierContext, VerifierOptions
+from synth.verify.protocol import VerifierContext, VerifierOptions
 from verifiers.text import sample_text
 
 

@@ -16,15 +16,16 @@ from typing import Any
 import redis
 from rq import get_current_job
 
-from synth import keys
+from synth.distributed import keys
+from synth.distributed.connect import connect_async
+from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
 from synth.errors import ModelError
-from synth.expand import BatchRef
 from synth.llm import LLMClient
 from synth.llm.shared_limits import SharedLimits
 from synth.pipeline import GeneratedBatch, JobContext, Verification, build_verifiers, generate_batch, verify_batch
-from synth.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
-from synth.redis_state import RedisState, connect_async
-from synth.store import RunStore
+from synth.plan.expand import BatchRef
+from synth.state.redis import RedisState
+from synth.store.run_store import RunStore
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,11 @@ import os
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from synth import keys, verify
+from synth.distributed import keys
+from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.llm.pricing import cost_map
 from synth.llm.transport import import_litellm
-from synth.redis_state import connect_checked, redis_url, safe_url
+from synth.verify import registry as verify
 
 logger = logging.getLogger(__name__)
 

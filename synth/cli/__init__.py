@@ -28,11 +28,13 @@ from synth.cli.distributed import (
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
-from synth.plan import PreparedJob, plan_report, prepare
-from synth.queue import JOB_FILE
-from synth.specfile import load_spec
-from synth.specs import json_schema
-from synth.store import RunStore
+from synth.distributed.queue import JOB_FILE
+from synth.plan.job import PreparedJob
+from synth.plan.prepare import prepare
+from synth.plan.report import plan_report
+from synth.spec.file import load_spec
+from synth.spec.model import json_schema
+from synth.store.run_store import RunStore
 
 console = Console(stderr=False, highlight=False)
 
@@ -101,7 +103,7 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
 @handles_errors
 def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
     """Run a job in this process. Rerun the same command to resume after a crash or Ctrl-C."""
-    from synth.run import run_local
+    from synth.executors.local import run_local
 
     prepared = _prepare(spec, overrides)
     out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")

@@ -9,8 +9,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from synth.run import RunProgress
-from synth.store import Totals
+from synth.executors.local import RunProgress
+from synth.store.run_store import Totals
 
 REFRESH_PER_S = 4
 MAX_CATEGORY_ROWS = 30

@@ -14,12 +14,12 @@ from rich.table import Table
 
 from synth.cli.display import add_outcomes
 from synth.cli.exits import handles_errors
-from synth.job_status import JobReport, job_report
-from synth.plan import PreparedJob
-from synth.queue import QueuedJob, cancel, load_job, reconcile, submit
-from synth.redis_state import connect_checked, redis_url, safe_url
-from synth.run import RunObserver, RunProgress
-from synth.store import RunStore
+from synth.distributed.connect import connect_checked, redis_url, safe_url
+from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
+from synth.distributed.status import JobReport, job_report
+from synth.executors.local import RunObserver, RunProgress
+from synth.plan.job import PreparedJob
+from synth.store.run_store import RunStore
 
 RECONCILE_EVERY_S = 30.0
 POLL_S = 0.5

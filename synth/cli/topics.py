@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from synth.cli.exits import handles_errors
 from synth.errors import UserError
 from synth.prompts import PromptLibrary
-from synth.specfile import MODEL_ENV_VAR, override_path, validate_spec
-from synth.specs import JobSpec, TopicExpansionSettings
-from synth.store import write_atomic
-from synth.topiccache import header_lines
-from synth.topics import EXPAND_TEMPLATE, grow_tree, render_yaml
+from synth.spec.file import MODEL_ENV_VAR, override_path, validate_spec
+from synth.spec.model import JobSpec, TopicExpansionSettings
+from synth.store.atomic import write_atomic
+from synth.topics.cache import header_lines
+from synth.topics.grow import EXPAND_TEMPLATE, grow_tree, render_yaml
 
 # What `--set` may change here: how calls are made, not what a job generates.
 CLIENT_FIELDS = frozenset(

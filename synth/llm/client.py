@@ -29,7 +29,7 @@ from synth.llm.transport import (
     resolve_api_base,
     resolve_api_key,
 )
-from synth.specs import JobSpec
+from synth.spec.model import JobSpec
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from synth import keys
+from synth.distributed import keys
 
 # Grants up to #ids leases (ARGV[3..]) while fewer than ARGV[1] are held; returns how many it granted.
 ACQUIRE_LEASES = """

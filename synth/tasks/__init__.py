@@ -7,8 +7,8 @@ from typing import Any
 from synth.errors import UserError
 from synth.tasks.backtranslation import BacktranslationTask
 from synth.tasks.base import Task, TaskOptions
-from synth.tasks.code import CodeTask
-from synth.tasks.doc_qa import DocQaTask
+from synth.tasks.code.task import CodeTask
+from synth.tasks.doc_qa.task import DocQaTask
 from synth.tasks.instructions import InstructionsTask
 from synth.tasks.paraphrase import ParaphraseTask
 

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
-from synth.expand import WorkItem
 from synth.ids import stable_hash
-from synth.inputs import InputRow, Unit, row_unit
+from synth.inputs.rows import InputRow, Unit, row_unit
 from synth.llm import LLMClient
 from synth.llm.transport import LiteLLMTransport, resolve_api_base, resolve_api_key
+from synth.plan.expand import WorkItem
 from synth.prompts import Template
 from synth.tasks.base import (
     FENCE,

@@ -11,10 +11,10 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synth.errors import ParseError
-from synth.expand import WorkItem
 from synth.ids import canonical_json, sha256_text
-from synth.inputs import InputRow, Unit, row_unit
+from synth.inputs.rows import InputRow, Unit, row_unit
 from synth.llm import Completion, LLMClient
+from synth.plan.expand import WorkItem
 from synth.prompts import Message, Template
 
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -111,7 +111,7 @@ class Task:
     text_fields: ClassVar[tuple[str, ...]]
     """The fields that hold generated text: what length and dedup verifiers look at by default."""
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "none"
-    """What a sourced topic feeds this task (`synth.inputs.READERS`); "none": topics × templates × quotas only."""
+    """What a sourced topic feeds this task (`synth.inputs.rows.READERS`); "none": topics × templates × quotas only."""
 
     def __init__(self, options: TaskOptions, model: str = "") -> None:
         self.options = options

@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
-from synth.expand import WorkItem
 from synth.ids import stable_hash
-from synth.inputs import InputRow, Unit, row_unit
+from synth.inputs.rows import InputRow, Unit, row_unit
+from synth.plan.expand import WorkItem
 from synth.tasks.base import (
     Generation,
     OptionsOf,

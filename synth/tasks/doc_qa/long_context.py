@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from synth.chunking import Chunk, TokenCounter
-from synth.documents import Document
+from synth.inputs.chunking import Chunk, TokenCounter
+from synth.inputs.documents import Document
 
 PARAGRAPH_SNAP = 4  # a window edge moves to a paragraph break within this fraction of its margin
 MAX_TRIES = 8

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synth.errors import UserError
-from synth.html_text import html_to_text
 from synth.ids import sha256_text
-from synth.specs import InputRef
+from synth.inputs.html import html_to_text
+from synth.spec.model import InputRef
 
 logger = logging.getLogger(__name__)
 

@@ -214,7 +214,7 @@ def _topics_kind(value: Any) -> str:
     return "/expand" if is_expansion else "/tree"
 
 
-# `topics:` is a tree, or `{expand: {...}}`, which `synth.topics` turns into a tree before anything runs.
+# `topics:` is a tree, or `{expand: {...}}`, which `synth.topics.grow` turns into a tree before anything runs.
 Topics = Annotated[
     Annotated[TopicExpansion, Tag("/expand")] | Annotated[dict[str, TopicValue], Field(min_length=1), Tag("/tree")],
     Discriminator(_topics_kind),
@@ -300,9 +300,9 @@ class JobSpec(StrictModel):
         return self.topics.expand if isinstance(self.topics, TopicExpansion) else None
 
     def topic_roots(self) -> dict[str, TopicNode]:
-        """The topic tree's top level. A spec with `topics.expand` has none until `synth.plan.prepare` grows it."""
+        """The topic tree's top level. A spec with `topics.expand` has none until `prepare` grows it."""
         if isinstance(self.topics, TopicExpansion):
-            raise UserError("topics.expand is not grown yet: prepare the job (synth.plan.prepare) first")
+            raise UserError("topics.expand is not grown yet: prepare the job (synth.plan.prepare.prepare) first")
         return {name: as_topic(node) for name, node in self.topics.items()}
 
     @cached_property

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from synth.documents import Document
 from synth.ids import stable_hash
+from synth.inputs.documents import Document
 
 TokenCounter = Callable[[str], int]
 

@@ -24,15 +24,16 @@ from rq.job import Job, JobStatus
 from rq.registry import CanceledJobRegistry, FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from synth import keys
+from synth.distributed import keys
 from synth.errors import UserError
-from synth.expand import BatchRef, Leaf, WorkItem
-from synth.plan import PreparedJob, prepare
+from synth.plan.expand import BatchRef, Leaf, WorkItem
+from synth.plan.job import PreparedJob, iter_batches
+from synth.plan.prepare import prepare
 from synth.prompts import PromptLibrary
-from synth.sourcing import iter_batches
-from synth.specfile import LoadedSpec
-from synth.specs import JobSpec
-from synth.store import RunStore, write_atomic
+from synth.spec.file import LoadedSpec
+from synth.spec.model import JobSpec
+from synth.store.atomic import write_atomic
+from synth.store.run_store import RunStore
 
 GENERATE_FUNC = "workers.jobs.generate"
 VERIFY_FUNC = "workers.jobs.verify"

@@ -3,79 +3,21 @@ every (topic, template) pair, then the growing of `topics.expand`; and the dry-r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
 from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
-from synth.expand import Leaf, leaves, work_item
 from synth.ids import stable_hash
-from synth.llm.output import OutputMode, output_mode, schema_name
-from synth.llm.pricing import Pricing, model_info
-from synth.prompts import PromptLibrary, Template
-from synth.sourcing import SourceSummary, sourced_item, summarize
-from synth.specfile import LoadedSpec, Path_
-from synth.specs import JobSpec
+from synth.plan.expand import Leaf, leaves
+from synth.plan.job import PreparedJob
+from synth.plan.sourcing import SourceSummary, summarize
+from synth.prompts import PromptLibrary
+from synth.spec.file import LoadedSpec, Path_
 from synth.tasks import TASKS, Task, build_task
-from synth.topiccache import grow_spec_topics, stand_in_spec
-from synth.verify import VerifierOptions, parse_options
-
-
-@dataclass(frozen=True)
-class PreparedJob:
-    """A spec that passed every check, with its task, templates and validated verifier options.
-
-    Sourced leaves (topics with `inputs`) are counted here: their `quota` is their number of units, and
-    `sources` holds what one pass over each found (keyed by leaf path). `base_dir` resolves input paths.
-    """
-
-    spec: JobSpec
-    task: Task
-    templates: dict[str, Template]
-    verifier_options: list[tuple[str, VerifierOptions]]
-    leaves: list[Leaf]
-    base_dir: Path = field(default_factory=Path.cwd)
-    sources: dict[tuple[str, ...], SourceSummary] = field(default_factory=dict)
-
-    @property
-    def template_shas(self) -> dict[str, str]:
-        return {name: t.sha256 for name, t in self.templates.items()}
-
-    @property
-    def total_items(self) -> int:
-        return sum(leaf.quota for leaf in self.leaves)
-
-    @property
-    def json_mode(self) -> OutputMode:
-        """How the spec model's calls ask for the task's answer: what lineage records as `params.json_mode`."""
-        return output_mode(self.spec.model, self.spec.params.json_mode, self.task.response_model())
-
-    def render(self, leaf: Leaf, index: int) -> list[dict[str, str]]:
-        """The prompt of item `index` of a topic leaf."""
-        item = work_item(self.spec, self.template_shas, leaf, index)
-        return self.templates[item.template].render(self._vars(item.vars))
-
-    def template_uses(self, leaf: Leaf) -> dict[str, int]:
-        """How many of the leaf's items each template makes."""
-        if leaf.path in self.sources:
-            return self.sources[leaf.path].by_template
-        count = len(self.spec.templates)
-        return {t: len(range(offset, leaf.quota, count)) for offset, t in enumerate(self.spec.templates)}
-
-    def example(self, leaf: Leaf, template: str) -> list[dict[str, str]]:
-        """The prompt of the leaf's first item that uses `template` (for a sourced leaf: its first unit)."""
-        summary = self.sources.get(leaf.path)
-        if summary is None:
-            return self.render(leaf, self.spec.templates.index(template))
-        assert summary.first is not None, "prepare refuses a sourced leaf without units"
-        item = sourced_item(self.spec, self.template_shas, leaf, 0, summary.first, template)
-        return self.templates[template].render(self._vars(item.vars))
-
-    def _vars(self, item_vars: Any) -> dict[str, Any]:
-        return {**item_vars, **self.task.template_vars(), "json_mode": self.json_mode.is_json}
+from synth.topics.cache import grow_spec_topics, stand_in_spec
+from synth.verify.protocol import VerifierOptions
+from synth.verify.registry import parse_options
 
 
 def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: bool = True) -> PreparedJob:
@@ -116,7 +58,7 @@ def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: 
 def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
     """The job with its sourced leaves counted, once one item of each (topic, template) pair has rendered."""
     prepared = _count_sources(prepared, loaded)
-    for leaf, template in _one_item_per_template(prepared):
+    for leaf, template in prepared.used_pairs():
         try:
             prepared.example(leaf, template)
         except TemplateError as exc:
@@ -202,69 +144,3 @@ def _option_problems(exc: ValidationError, prefix: Path_, loaded: LoadedSpec) ->
         message = "unknown option (typo?)" if err["type"] == "extra_forbidden" else err["msg"]
         out.append(f"{loaded.locate(loc)}: {message}")
     return out
-
-
-def _one_item_per_template(prepared: PreparedJob) -> Iterator[tuple[Leaf, str]]:
-    """Every (topic, template) pair that makes at least one item."""
-    for leaf in prepared.leaves:
-        for template, uses in prepared.template_uses(leaf).items():
-            if uses:
-                yield leaf, template
-
-
-@dataclass(frozen=True)
-class PlanReport:
-    total_items: int
-    by_category: dict[str, int]
-    by_template: dict[str, int]
-    examples: dict[str, list[dict[str, str]]]
-    prompt_tokens: int
-    max_completion_tokens: int
-    model_known: bool
-    cost_low_usd: float
-    cost_high_usd: float
-    json_mode: str
-    """"schema", "object" or "off": how the calls ask for their answer (see `synth.llm.output`)."""
-    response_schema: str | None
-    """The name of the JSON Schema every call sends, in "schema" mode."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def plan_report(prepared: PreparedJob, count_tokens: Any) -> PlanReport:
-    """Counts per category and template, one rendered prompt per template, and token and cost estimates.
-
-    Prompt tokens are counted on one rendering per (topic, template) pair and scaled by its item count;
-    completion tokens are bounded by max_tokens, with a low estimate at a quarter of it.
-    """
-    spec = prepared.spec
-    by_template: dict[str, int] = dict.fromkeys(spec.templates, 0)
-    examples: dict[str, list[dict[str, str]]] = {}
-    prompt_tokens = 0
-    for leaf, template in _one_item_per_template(prepared):
-        uses = prepared.template_uses(leaf)[template]
-        messages = prepared.example(leaf, template)
-        examples.setdefault(template, messages)
-        by_template[template] += uses
-        prompt_tokens += uses * count_tokens("\n".join(m["content"] for m in messages))
-    completion_tokens = prepared.total_items * spec.params.max_tokens
-    pricing = Pricing(spec.model)
-    return PlanReport(
-        total_items=prepared.total_items,
-        by_category={leaf.category: leaf.quota for leaf in prepared.leaves},
-        by_template=by_template,
-        examples=examples,
-        prompt_tokens=prompt_tokens,
-        max_completion_tokens=completion_tokens,
-        model_known=model_info(spec.model) is not None,
-        cost_low_usd=pricing.estimate(prompt_tokens, completion_tokens // 4),
-        cost_high_usd=pricing.estimate(prompt_tokens, completion_tokens),
-        json_mode=prepared.json_mode.value,
-        response_schema=_schema_name(prepared),
-    )
-
-
-def _schema_name(prepared: PreparedJob) -> str | None:
-    answer = prepared.task.response_model()
-    return schema_name(answer) if answer is not None and prepared.json_mode is OutputMode.SCHEMA else None

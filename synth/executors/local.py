@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from synth.errors import ModelError
-from synth.expand import BatchRef
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
-from synth.plan import PreparedJob
-from synth.sourcing import iter_batches
-from synth.state import LocalState
-from synth.store import RunStore, Totals
+from synth.plan.expand import BatchRef
+from synth.plan.job import PreparedJob, iter_batches
+from synth.state.local import LocalState
+from synth.store.run_store import RunStore, Totals
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.prompts import PromptLibrary, Template
-from synth.specs import JobSpec, TopicExpansionSettings
-from synth.store import write_atomic
-from synth.topics import (
+from synth.spec.model import JobSpec, TopicExpansionSettings
+from synth.store.atomic import write_atomic
+from synth.topics.grow import (
     EXPAND_TEMPLATE,
     GrownTree,
     TopicTree,

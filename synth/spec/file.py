@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from synth.errors import SpecError
-from synth.specs import JobSpec
+from synth.spec.model import JobSpec
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_SPEC_NODES = 200_000  # after alias expansion: stops YAML "billion laughs" before it reaches the validator

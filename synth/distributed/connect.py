@@ -1,5 +1,5 @@
-"""A distributed run's shared state in Redis: the response cache and the dedup claims, as LocalState keeps
-them in SQLite for a local run. Every worker of a job sees the same cache and the same claims.
+"""Connections to the Redis that carries a distributed job: the URL (never printed with its password), blocking
+clients for RQ and the CLI, and asyncio clients for work inside a batch.
 
 Connections retry with backoff on connection errors (redis-py's own `Retry`), so a Redis restart under AOF
 pauses workers for its duration instead of failing their batches.
@@ -7,9 +7,7 @@ pauses workers for its duration instead of failing their batches.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -19,11 +17,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
-from synth import keys
 from synth.errors import UserError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
 RECONNECT_ATTEMPTS = 40  # with the backoff below: about a minute of retrying before an operation gives up
 ASYNC_POOL_SIZE = 64
 RETRY_ON = [ConnectionError, TimeoutError, BusyLoadingError]
@@ -87,26 +83,3 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-class RedisState:
-    """ResponseCache and ClaimIndex for one distributed job, over an asyncio Redis client."""
-
-    def __init__(self, client: aioredis.Redis, job_id: str) -> None:
-        self.client = client
-        self.job_id = job_id
-
-    async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self.client.get(keys.cache_entry(self.job_id, key))
-        return json.loads(raw) if raw is not None else None
-
-    async def put(self, key: str, value: dict[str, Any]) -> None:
-        await self.client.set(keys.cache_entry(self.job_id, key), json.dumps(value), ex=STATE_TTL_S)
-
-    async def claim(self, namespace: str, key: str, owner: str) -> str:
-        # SET NX GET (Redis >= 7): one round trip that claims the key or returns who holds it.
-        held = await self.client.set(keys.claim(self.job_id, namespace, key), owner, nx=True, get=True, ex=STATE_TTL_S)
-        return owner if held is None else held.decode() if isinstance(held, bytes) else str(held)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()

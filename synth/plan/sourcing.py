@@ -11,17 +11,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from synth.errors import UserError
-from synth.expand import BatchRef, Leaf, WorkItem, batch_id_for, item_vars, leaf_batches, with_items
 from synth.ids import derive_seed, stable_hash
-from synth.inputs import READERS, Unit
-from synth.specs import JobSpec
+from synth.inputs.rows import READERS, Unit
+from synth.plan.expand import BatchRef, Leaf, WorkItem, batch_id_for, item_vars
+from synth.spec.model import JobSpec
 from synth.tasks import Task
-
-if TYPE_CHECKING:
-    from synth.plan import PreparedJob
 
 T = TypeVar("T")
 
@@ -33,19 +30,6 @@ class SourceSummary:
     units: int
     by_template: dict[str, int]
     first: Unit | None
-
-
-def iter_batches(prepared: PreparedJob, batch_size: int) -> Iterator[BatchRef]:
-    """Every batch of the job, with its items, topic leaves and sourced leaves alike, lazily.
-
-    A sourced leaf's inputs are read once for all its batches; at most one batch of units is held at a time.
-    """
-    spec, shas = prepared.spec, prepared.template_shas
-    for leaf in prepared.leaves:
-        if leaf.inputs is None:
-            yield from (with_items(spec, shas, batch) for batch in leaf_batches(spec, leaf, batch_size))
-        else:
-            yield from sourced_batches(spec, shas, prepared.task, leaf, prepared.base_dir, batch_size)
 
 
 def sourced_batches(

@@ -17,12 +17,11 @@ the same ids, so nothing is ever duplicated.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +29,10 @@ from typing import IO, Any
 
 from synth import __version__
 from synth.errors import UserError
-from synth.expand import BatchRef
+from synth.plan.expand import BatchRef
 from synth.records import FailedItem, Record
-from synth.specs import JobSpec
+from synth.spec.model import JobSpec
+from synth.store.atomic import write_atomic
 
 SHARD_KINDS = ("accepted", "rejected", "failed")
 MARKER_DIR = "done"
@@ -246,18 +246,3 @@ class RunStore:
                 with (self.root / shard["path"]).open() as handle:
                     for line in handle:
                         yield json.loads(line)
-
-
-def write_atomic(path: Path, chunks: Iterable[str]) -> str:
-    """Writes via temp file + fsync + rename; returns the sha256 of what was written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    digest = hashlib.sha256()
-    with tmp.open("w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-            digest.update(chunk.encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return digest.hexdigest()

@@ -13,9 +13,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from synth import keys
-from synth.queue import QueuedJob, generate_queue, verify_queue
-from synth.store import Totals
+from synth.distributed import keys
+from synth.distributed.queue import QueuedJob, generate_queue, verify_queue
+from synth.store.run_store import Totals
 
 
 @dataclass

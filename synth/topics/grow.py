@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synth.ids import derive_seed
 from synth.llm import LLMClient
 from synth.prompts import Template
-from synth.specs import EXPAND_KEY, RESERVED_TOPIC_KEYS, JobSpec, TopicExpansionSettings
+from synth.spec.model import EXPAND_KEY, RESERVED_TOPIC_KEYS, JobSpec, TopicExpansionSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth.documents import read_documents
 from synth.errors import UserError
 from synth.ids import stable_hash
-from synth.specs import InputRef
-from synth.store import RunStore
+from synth.inputs.documents import read_documents
+from synth.spec.model import InputRef
+from synth.store.run_store import RunStore
 
 FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt", ".text": "txt"}
 MISSING = object()

@@ -9,14 +9,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from synth.chunking import Chunk, TokenCounter, approx_tokens, chunk_document
-from synth.documents import Document
-from synth.evidence import locate
-from synth.expand import WorkItem
-from synth.inputs import Unit
+from synth.inputs.chunking import Chunk, TokenCounter, approx_tokens, chunk_document
+from synth.inputs.documents import Document
+from synth.inputs.rows import Unit
 from synth.llm import token_counter
-from synth.long_context import ContextAssembler, ContextWindow
+from synth.plan.expand import WorkItem
 from synth.tasks.base import Generation, OptionsOf, Rejected, Task, TaskOptions, extract_json, validate_samples
+from synth.tasks.doc_qa.evidence import locate
+from synth.tasks.doc_qa.long_context import ContextAssembler, ContextWindow
 
 logger = logging.getLogger(__name__)
 

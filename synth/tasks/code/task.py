@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
 from synth.tasks.base import OptionsOf, Task, TaskOptions, extract_json, validated
-from synth.tasks.pycheck import check_python
+from synth.tasks.code.pycheck import check_python
 
 LANGUAGES = ("python",)
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"

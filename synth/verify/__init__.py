@@ -1,0 +1,1 @@
+"""Verification: the Verifier protocol, the plugin registry and the chain that runs verifiers."""

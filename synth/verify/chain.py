@@ -1,0 +1,38 @@
+"""The verifier chain: each verifier judges the records still standing; a rejection stops a record there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from synth.errors import VerifierError
+from synth.records import Record, Verdict
+from synth.verify.protocol import Verifier
+
+
+async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> None:
+    """Runs verifiers in order on the records still standing; a rejected record stops there."""
+    standing = [r for r in records if r.status == "accepted"]
+    for verifier in verifiers:
+        if not standing:
+            return
+        verdicts = await _verify(verifier, standing)
+        survivors = []
+        for record, verdict in zip(standing, verdicts, strict=True):
+            record.verdicts.append(verdict)
+            if verdict.passed:
+                survivors.append(record)
+            else:
+                record.status, record.reason = "rejected", verdict.reason
+        standing = survivors
+
+
+async def _verify(verifier: Verifier, records: list[Record]) -> list[Verdict]:
+    try:
+        verdicts = await verifier.verify_batch(records)
+    except VerifierError:
+        raise
+    except Exception as exc:
+        raise VerifierError(f"verifier {verifier.name} crashed: {type(exc).__name__}: {exc}") from exc
+    if len(verdicts) != len(records):
+        raise VerifierError(f"verifier {verifier.name} returned {len(verdicts)} verdicts for {len(records)} records")
+    return verdicts
