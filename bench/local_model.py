@@ -90,7 +90,7 @@ def raw_run(llama: Any, batch: list[list[dict[str, str]]], max_tokens: int, json
 async def client_run(name: str, job: Any, batch: list[list[dict[str, str]]], json_mode: bool) -> dict[str, Any]:
     from synth.llm import LLMClient
 
-    client = LLMClient(job)
+    client = LLMClient(job.generation)
     started = time.perf_counter()
     try:
         done = await asyncio.gather(

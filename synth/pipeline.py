@@ -16,64 +16,99 @@ from synth.plan.job import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.spec.model import JobSpec
+from synth.store.marker import BatchMarker, StageUsage
 from synth.store.run_store import RunStore
 from synth.tasks import Task
 from synth.tasks.base import Generation, Rejected, screen_output
 from synth.verify.chain import run_chain
 from synth.verify.protocol import ClaimIndex, Verifier, VerifierContext
 from synth.verify.registry import build
+from synth.verify.resources import Resources
 
 logger = logging.getLogger(__name__)
 
 ItemOutcome = list[Record] | FailedItem
 
 
+@dataclass(frozen=True)
+class Verification:
+    """What the verify stage needs: a distributed verify worker builds only this, never a generation client."""
+
+    verifiers: Sequence[Verifier]
+    store: RunStore
+    job_id: str
+    fingerprint: str
+    resources: Resources
+
+    @classmethod
+    def create(
+        cls, prepared: PreparedJob, store: RunStore, claims: ClaimIndex, resources: Resources, job_id: str
+    ) -> Verification:
+        """The verifier chain of the job, with the run's shared claims, the model's tokenizer and the resources."""
+        task, model = prepared.task, prepared.spec.model
+        context = VerifierContext(
+            claims=claims,
+            count_tokens=lambda text: token_counter(model)(text),
+            text_fields=task.text_fields,
+            resources=resources,
+            task=task.name,
+            prompt_fields=task.prompt_fields,
+        )
+        verifiers = [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
+        return cls(verifiers, store, job_id, prepared.spec.verifier_fingerprint, resources)
+
+    async def aclose(self) -> None:
+        for verifier in self.verifiers:
+            await verifier.aclose()
+        await self.resources.aclose()
+
+
 @dataclass
 class JobContext:
-    """Everything a batch needs, built once per process (per work horse in RQ) and shared by its batches."""
+    """Everything the generate stage needs, built once per process (per work horse in RQ) and shared by its
+    batches; `verification` is the verify stage's, where this process runs both (a local run)."""
 
     spec: JobSpec
     task: Task
     templates: dict[str, Template]
     llm: LLMClient
-    verifiers: Sequence[Verifier]
     store: RunStore
     run_id: str
     job_id: str
     json_mode: OutputMode
     """How the spec model's calls ask for their answer (`PreparedJob.json_mode`): recorded in lineage."""
+    verification: Verification | None = None
     on_item: Callable[[WorkItem], None] = field(default=lambda item: None)
 
     @classmethod
-    def create(
-        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
+    def for_generation(
+        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, run_id: str, job_id: str
     ) -> JobContext:
-        """The context both executors build: verifiers get the run's shared claims and the model's tokenizer."""
+        """The generate stage alone: a distributed generate worker hands its batches to the verify queue."""
         return cls(
             spec=prepared.spec,
             task=prepared.task,
             templates=prepared.templates,
             llm=llm,
-            verifiers=build_verifiers(prepared, claims),
             store=store,
             run_id=run_id,
             job_id=job_id,
             json_mode=prepared.json_mode,
         )
 
-    @property
-    def verification(self) -> Verification:
-        return Verification(self.verifiers, self.store, self.job_id, self.spec.verifier_fingerprint)
+    @classmethod
+    def create(
+        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
+    ) -> JobContext:
+        """Both stages in one process: verifiers' model clients share the generation client's cache."""
+        resources = Resources(lambda config: LLMClient(config, cache=llm.cache))
+        ctx = cls.for_generation(prepared, store, llm, run_id, job_id)
+        ctx.verification = Verification.create(prepared, store, claims, resources, job_id)
+        return ctx
 
-
-@dataclass(frozen=True)
-class Verification:
-    """What the verify stage needs: a distributed verify worker builds only this, never a model client."""
-
-    verifiers: Sequence[Verifier]
-    store: RunStore
-    job_id: str
-    fingerprint: str
+    async def aclose(self) -> None:
+        if self.verification is not None:
+            await self.verification.aclose()
 
 
 @dataclass
@@ -82,34 +117,26 @@ class GeneratedBatch:
 
     records: list[Record]
     failed: list[FailedItem]
-    usage: dict[str, Any]
+    usage: StageUsage
 
     def to_json(self) -> dict[str, Any]:
         return {
             "records": [r.model_dump(mode="json") for r in self.records],
             "failed": [f.model_dump(mode="json") for f in self.failed],
-            "usage": self.usage,
+            "usage": self.usage.model_dump(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GeneratedBatch:
         records = [Record.model_validate(r) for r in data["records"]]
         failed = [FailedItem.model_validate(f) for f in data["failed"]]
-        return cls(records, failed, data["usage"])
+        return cls(records, failed, StageUsage.model_validate(data["usage"]))
 
 
-def build_verifiers(prepared: PreparedJob, claims: ClaimIndex) -> list[Verifier]:
-    model = prepared.spec.model
-    context = VerifierContext(
-        claims=claims,
-        count_tokens=lambda text: token_counter(model)(text),
-        text_fields=prepared.task.text_fields,
-    )
-    return [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
-
-
-async def run_batch(batch: BatchRef, ctx: JobContext) -> dict[str, Any]:
+async def run_batch(batch: BatchRef, ctx: JobContext) -> BatchMarker:
     """Runs every item of the batch, verifies what parsed, and writes the batch. Returns its marker."""
+    if ctx.verification is None:
+        raise ValueError("run_batch needs a context with both stages (JobContext.create)")
     return await verify_batch(batch, await generate_batch(batch, ctx), ctx.verification)
 
 
@@ -121,7 +148,7 @@ async def generate_batch(batch: BatchRef, ctx: JobContext) -> GeneratedBatch:
     return GeneratedBatch(records, failed, _usage(outcomes))
 
 
-async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verification) -> dict[str, Any]:
+async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verification) -> BatchMarker:
     """The verify stage: the verifier chain over what parsed, then the batch's shards and marker."""
     records, failed = generated.records, list(generated.failed)
     try:
@@ -224,17 +251,17 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
     )
 
 
-def _usage(outcomes: Sequence[ItemOutcome]) -> dict[str, Any]:
+def _usage(outcomes: Sequence[ItemOutcome]) -> StageUsage:
     """Per-call usage, counted once per item (an item's records share one call); cached calls cost nothing new."""
     calls = [o[0].lineage for o in outcomes if isinstance(o, list) and o]
     fresh = [lin for lin in calls if not lin.cached]
-    return {
-        "calls": len(calls),
-        "cached_calls": len(calls) - len(fresh),
-        "prompt_tokens": sum(lin.usage.prompt_tokens for lin in fresh),
-        "completion_tokens": sum(lin.usage.completion_tokens for lin in fresh),
-        "cost_usd": sum(lin.usage.cost_usd for lin in fresh),
-    }
+    return StageUsage(
+        calls=len(calls),
+        cached_calls=len(calls) - len(fresh),
+        prompt_tokens=sum(lin.usage.prompt_tokens for lin in fresh),
+        completion_tokens=sum(lin.usage.completion_tokens for lin in fresh),
+        cost_usd=sum(lin.usage.cost_usd for lin in fresh),
+    )
 
 
 def _fail_all(batch: BatchRef, records: Sequence[Record], exc: Exception) -> list[FailedItem]:

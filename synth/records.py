@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from synth.ids import stable_hash
 
@@ -53,6 +54,19 @@ class Lineage(BaseModel):
     synth_version: str
 
 
+class SampleChange(BaseModel):
+    """One field a verifier rewrote: where (character spans of the original) and the text's hash before and after."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    spans: list[tuple[int, int]] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)
+    """What each span was (e.g. EMAIL, PHONE), in the order of `spans`."""
+    before_sha256: str
+    after_sha256: str
+
+
 class Verdict(BaseModel):
     """One verifier's decision on one sample. A rejection always says why, in snake_case."""
 
@@ -64,12 +78,31 @@ class Verdict(BaseModel):
     score: float | None = None
     reason: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     details: dict[str, Any] = Field(default_factory=dict)
+    usage: Usage | None = None
+    """What the verifier's own model calls for this sample cost (None: it made none, or they were cached)."""
+    changes: list[SampleChange] = Field(default_factory=list)
+    """How the verifier altered the sample (a PII scrub): field, spans and hashes, never the removed text."""
+
+    _replacement: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def replacing(self, sample: dict[str, Any]) -> Verdict:
+        """This verdict, carrying the sample the verifier rewrote: the chain puts it in the record."""
+        self._replacement = sample
+        return self
+
+    @property
+    def replacement(self) -> dict[str, Any] | None:
+        return self._replacement
 
     @model_validator(mode="after")
     def _reason_when_rejected(self) -> Verdict:
         if not self.passed and not self.reason:
             raise ValueError(f"verifier {self.verifier!r} rejected a sample without a reason")
         return self
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Record(BaseModel):

@@ -103,14 +103,14 @@ def test_pivot_languages_must_differ():
 def test_the_pivot_leg_uses_the_spec_model_unless_told_otherwise(mock_llm, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "test-key")
     spec = validate_spec(bt_spec(mock_llm.url, api_key_env=KEY_ENV))
-    main = LLMClient(spec)
+    main = LLMClient(spec.generation)
     same = build_task("backtranslation", {})
     other = build_task("backtranslation", {"pivot_model": "openai/mock-pivot"})
     assert isinstance(same, BacktranslationTask)
     assert isinstance(other, BacktranslationTask)
     assert same.pivot_client(main) is main
     pivot = other.pivot_client(main)
-    assert (pivot.spec.model, pivot.spec.api_base, pivot.cache) == ("openai/mock-pivot", mock_llm.url, main.cache)
+    assert (pivot.config.model, pivot.config.api_base, pivot.cache) == ("openai/mock-pivot", mock_llm.url, main.cache)
     assert other.pivot_client(main) is pivot  # one client per job, not per item
 
 

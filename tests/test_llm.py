@@ -36,7 +36,7 @@ def fast_retry(max_attempts: int = 4, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(mock_llm: MockServer) -> AsyncIterator[LLMClient]:
-    llm = LLMClient(make_spec(mock_llm.url, retry=fast_retry()))
+    llm = LLMClient(make_spec(mock_llm.url, retry=fast_retry()).generation)
     yield llm
     await llm.aclose()
 
@@ -128,7 +128,7 @@ async def test_broken_json_body_every_time_fails_as_retryable(client, mock_llm):
 
 
 async def test_timeout_is_retried_then_succeeds(mock_llm):
-    llm = LLMClient(make_spec(mock_llm.url, params={"timeout_s": 0.1}, retry=fast_retry()))
+    llm = LLMClient(make_spec(mock_llm.url, params={"timeout_s": 0.1}, retry=fast_retry()).generation)
     mock_llm.script(Behaviour(delay_s=0.4), Behaviour(content="in time"))
     try:
         completion = await llm.complete(MESSAGES, seed=1)
@@ -140,7 +140,7 @@ async def test_timeout_is_retried_then_succeeds(mock_llm):
 
 
 async def test_timeout_every_time_fails_after_max_attempts(mock_llm):
-    llm = LLMClient(make_spec(mock_llm.url, params={"timeout_s": 0.1}, retry=fast_retry(max_attempts=2)))
+    llm = LLMClient(make_spec(mock_llm.url, params={"timeout_s": 0.1}, retry=fast_retry(max_attempts=2)).generation)
     mock_llm.script(Behaviour(delay_s=0.4), Behaviour(delay_s=0.4))
     try:
         with pytest.raises(RetryableModelError, match="unreachable or too slow") as caught:
@@ -175,7 +175,7 @@ async def test_bad_request_is_not_fatal_and_not_retried(client, mock_llm):
 
 
 async def test_unreachable_endpoint_fails_as_retryable(unused_tcp_port):
-    llm = LLMClient(make_spec(f"http://127.0.0.1:{unused_tcp_port}/v1", retry=fast_retry(max_attempts=2)))
+    llm = LLMClient(make_spec(f"http://127.0.0.1:{unused_tcp_port}/v1", retry=fast_retry(max_attempts=2)).generation)
     try:
         with pytest.raises(RetryableModelError, match="unreachable"):
             await llm.complete(MESSAGES, seed=1)
@@ -189,7 +189,7 @@ async def test_unreachable_endpoint_fails_as_retryable(unused_tcp_port):
 
 async def test_second_identical_call_is_served_from_the_cache(mock_llm, tmp_path):
     state = LocalState(tmp_path / "s.sqlite")
-    llm = LLMClient(make_spec(mock_llm.url), cache=state)
+    llm = LLMClient(make_spec(mock_llm.url).generation, cache=state)
     try:
         first = await llm.complete(MESSAGES, seed=3)
         second = await llm.complete(MESSAGES, seed=3)
@@ -206,7 +206,7 @@ async def test_second_identical_call_is_served_from_the_cache(mock_llm, tmp_path
 
 async def test_a_different_seed_is_not_a_cache_hit(mock_llm, tmp_path):
     state = LocalState(tmp_path / "s.sqlite")
-    llm = LLMClient(make_spec(mock_llm.url), cache=state)
+    llm = LLMClient(make_spec(mock_llm.url).generation, cache=state)
     try:
         await llm.complete(MESSAGES, seed=3)
         other = await llm.complete(MESSAGES, seed=4)
@@ -220,13 +220,13 @@ async def test_a_different_seed_is_not_a_cache_hit(mock_llm, tmp_path):
 async def test_cache_survives_closing_and_reopening_the_sqlite_file(mock_llm, tmp_path):
     path = tmp_path / "s.sqlite"
     state = LocalState(path)
-    llm = LLMClient(make_spec(mock_llm.url), cache=state)
+    llm = LLMClient(make_spec(mock_llm.url).generation, cache=state)
     first = await llm.complete(MESSAGES, seed=3)
     await llm.aclose()
     state.close()
 
     reopened = LocalState(path)
-    llm = LLMClient(make_spec(mock_llm.url), cache=reopened)
+    llm = LLMClient(make_spec(mock_llm.url).generation, cache=reopened)
     try:
         again = await llm.complete(MESSAGES, seed=3)
     finally:
@@ -239,7 +239,7 @@ async def test_cache_survives_closing_and_reopening_the_sqlite_file(mock_llm, tm
 
 async def test_failed_calls_are_not_cached(mock_llm, tmp_path):
     state = LocalState(tmp_path / "s.sqlite")
-    llm = LLMClient(make_spec(mock_llm.url, retry=fast_retry()), cache=state)
+    llm = LLMClient(make_spec(mock_llm.url, retry=fast_retry()).generation, cache=state)
     mock_llm.script(Behaviour(status=400))
     try:
         with pytest.raises(ModelError):
@@ -265,7 +265,9 @@ litellm_schema_warning = pytest.mark.filterwarnings(
 @pytest.fixture
 async def litellm_client(mock_llm: MockServer, monkeypatch) -> AsyncIterator[LLMClient]:
     monkeypatch.setenv("SYNTH_TEST_KEY", SECRET)
-    llm = LLMClient(make_spec(mock_llm.url, transport="litellm", api_key_env="SYNTH_TEST_KEY", retry=fast_retry()))
+    llm = LLMClient(
+        make_spec(mock_llm.url, transport="litellm", api_key_env="SYNTH_TEST_KEY", retry=fast_retry()).generation
+    )
     assert llm.is_direct is False
     yield llm
     await llm.aclose()
@@ -311,7 +313,7 @@ async def test_litellm_401_is_fatal_and_not_retried(litellm_client, mock_llm):
 @litellm_schema_warning
 async def test_litellm_scrubs_an_api_key_the_provider_echoes(echo_server, monkeypatch):
     monkeypatch.setenv("SYNTH_TEST_KEY", SECRET)
-    llm = LLMClient(make_spec(echo_server["url"], transport="litellm", api_key_env="SYNTH_TEST_KEY"))
+    llm = LLMClient(make_spec(echo_server["url"], transport="litellm", api_key_env="SYNTH_TEST_KEY").generation)
     try:
         with pytest.raises(ModelError) as caught:
             await llm.complete(MESSAGES, seed=1)
@@ -324,7 +326,7 @@ async def test_litellm_scrubs_an_api_key_the_provider_echoes(echo_server, monkey
 
 def test_litellm_without_any_api_key_stops_before_the_first_call(mock_llm):
     with pytest.raises(ModelError) as caught:
-        LLMClient(make_spec(mock_llm.url, transport="litellm", retry=fast_retry(max_attempts=2)))
+        LLMClient(make_spec(mock_llm.url, transport="litellm", retry=fast_retry(max_attempts=2)).generation)
     assert caught.value.is_fatal is True
     assert "no API key for openai/mock-model: set OPENAI_API_KEY" in str(caught.value)
     assert mock_llm.state.calls == []
@@ -453,7 +455,7 @@ async def test_woken_then_cancelled_waiter_passes_its_slot_on():
 
 async def test_429_storm_loses_no_call_and_lowers_the_limit(mock_llm):
     mock_llm.reset(latency_s=0.05, max_in_flight=8, retry_after_s=0.05)
-    llm = LLMClient(make_spec(mock_llm.url, concurrency=32, retry=fast_retry()))
+    llm = LLMClient(make_spec(mock_llm.url, concurrency=32, retry=fast_retry()).generation)
     try:
         results = await asyncio.gather(*(llm.complete(MESSAGES, seed=i) for i in range(200)))
     finally:
@@ -468,7 +470,7 @@ async def test_429_storm_loses_no_call_and_lowers_the_limit(mock_llm):
 
 async def test_random_server_errors_lose_no_call(mock_llm):
     mock_llm.reset(error_rate=0.05, seed=11)
-    llm = LLMClient(make_spec(mock_llm.url, concurrency=16, retry=fast_retry()))
+    llm = LLMClient(make_spec(mock_llm.url, concurrency=16, retry=fast_retry()).generation)
     try:
         results = await asyncio.gather(*(llm.complete(MESSAGES, seed=i) for i in range(200)))
     finally:
@@ -512,7 +514,7 @@ async def echo_server() -> AsyncIterator[dict[str, Any]]:
 async def test_api_key_is_sent_as_bearer_header(echo_server, monkeypatch):
     monkeypatch.setenv("SYNTH_TEST_KEY", SECRET)
     echo_server["ok"] = True
-    llm = LLMClient(make_spec(echo_server["url"], api_key_env="SYNTH_TEST_KEY"))
+    llm = LLMClient(make_spec(echo_server["url"], api_key_env="SYNTH_TEST_KEY").generation)
     try:
         await llm.complete(MESSAGES, seed=1)
     finally:
@@ -522,7 +524,7 @@ async def test_api_key_is_sent_as_bearer_header(echo_server, monkeypatch):
 
 async def test_api_key_echoed_by_the_provider_is_scrubbed_from_the_error(echo_server, monkeypatch):
     monkeypatch.setenv("SYNTH_TEST_KEY", SECRET)
-    llm = LLMClient(make_spec(echo_server["url"], api_key_env="SYNTH_TEST_KEY"))
+    llm = LLMClient(make_spec(echo_server["url"], api_key_env="SYNTH_TEST_KEY").generation)
     try:
         with pytest.raises(ModelError) as caught:
             await llm.complete(MESSAGES, seed=1)
@@ -538,7 +540,7 @@ async def test_api_key_echoed_by_the_provider_is_scrubbed_from_the_error(echo_se
 def test_empty_api_key_env_is_a_fatal_error_naming_the_variable(mock_llm, monkeypatch):
     monkeypatch.delenv("SYNTH_TEST_KEY", raising=False)
     with pytest.raises(ModelError, match="SYNTH_TEST_KEY") as caught:
-        LLMClient(make_spec(mock_llm.url, api_key_env="SYNTH_TEST_KEY"))
+        LLMClient(make_spec(mock_llm.url, api_key_env="SYNTH_TEST_KEY").generation)
     assert caught.value.is_fatal is True
 
 
@@ -600,7 +602,9 @@ class Farewell(BaseModel):
 
 
 def test_request_body_is_deterministic_json(mock_llm):
-    llm = LLMClient(make_spec(mock_llm.url, params={"temperature": 0.7, "max_tokens": 256, "json_mode": "on"}))
+    llm = LLMClient(
+        make_spec(mock_llm.url, params={"temperature": 0.7, "max_tokens": 256, "json_mode": "on"}).generation
+    )
     body = llm.request_body(MESSAGES, seed=5, answer=Greeting)
     assert json.loads(json.dumps(body)) == {
         "messages": MESSAGES,
@@ -613,6 +617,6 @@ def test_request_body_is_deterministic_json(mock_llm):
 
 
 def test_the_response_format_is_part_of_the_cache_key(mock_llm):
-    llm = LLMClient(make_spec(mock_llm.url, model="openai/gpt-4o-mini"))
+    llm = LLMClient(make_spec(mock_llm.url, model="openai/gpt-4o-mini").generation)
     keys = {llm.cache_key(llm.request_body(MESSAGES, seed=5, answer=answer)) for answer in (None, Greeting, Farewell)}
     assert len(keys) == 3

@@ -171,7 +171,9 @@ async def test_json_mode_constrains_the_output_to_json():
 
 @pytest.mark.slow
 async def test_a_response_schema_constrains_the_output_to_it():
-    client = LLMClient(JobSpec.model_validate(local_spec(params={"temperature": 0, "max_tokens": 64, "seed": 1})))
+    client = LLMClient(
+        JobSpec.model_validate(local_spec(params={"temperature": 0, "max_tokens": 64, "seed": 1})).generation
+    )
     messages = [{"role": "user", "content": "Translate to French: Good morning, my friend."}]
     completion = await client.complete(messages, seed=1, answer=Translation)
     assert completion.finish_reason == "stop"
@@ -180,7 +182,7 @@ async def test_a_response_schema_constrains_the_output_to_it():
 
 @pytest.mark.slow
 async def test_a_prompt_longer_than_the_context_fails_the_item_not_the_run():
-    client = LLMClient(JobSpec.model_validate(local_spec()))
+    client = LLMClient(JobSpec.model_validate(local_spec()).generation)
     with pytest.raises(ModelError, match="exceed context window") as caught:
         await client.complete([{"role": "user", "content": "word " * 5000}], seed=1)
     assert caught.value.status == 400
@@ -188,7 +190,7 @@ async def test_a_prompt_longer_than_the_context_fails_the_item_not_the_run():
 
 
 async def test_a_missing_model_file_stops_the_run(tmp_path):
-    client = LLMClient(JobSpec.model_validate(local_spec(model=f"local/{tmp_path}/absent.gguf")))
+    client = LLMClient(JobSpec.model_validate(local_spec(model=f"local/{tmp_path}/absent.gguf")).generation)
     with pytest.raises(ModelError, match="no GGUF file at") as caught:
         await client.complete(HELLO, seed=1)
     assert caught.value.is_fatal

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from synth.records import Record, Verdict
-from synth.verify.protocol import ClaimIndex, VerifierContext, VerifierOptions
+from synth.verify.protocol import BaseVerifier, ClaimIndex, VerifierContext, VerifierOptions
 from verifiers.text import normalize, sample_text
 
 
@@ -22,7 +22,7 @@ class ExactDedupOptions(VerifierOptions):
     fields: list[str] | None = Field(None, description="Sample fields that must not repeat; default: the task's text.")
 
 
-class ExactDedupVerifier:
+class ExactDedupVerifier(BaseVerifier):
     name: ClassVar[str] = "exact_dedup"
     version: ClassVar[str] = "1"
     Options: ClassVar[type[VerifierOptions]] = ExactDedupOptions

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from synth.records import Record, Verdict
-from synth.verify.protocol import VerifierContext, VerifierOptions
+from synth.verify.protocol import BaseVerifier, VerifierContext, VerifierOptions
 from verifiers.text import sample_text
 
 
@@ -28,7 +28,7 @@ class LengthOptions(VerifierOptions):
         return self
 
 
-class LengthVerifier:
+class LengthVerifier(BaseVerifier):
     name: ClassVar[str] = "length"
     version: ClassVar[str] = "1"
     Options: ClassVar[type[VerifierOptions]] = LengthOptions

@@ -9,7 +9,6 @@ killed) rewrites the same shard.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -21,11 +20,14 @@ from synth.distributed.connect import connect_async
 from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
 from synth.errors import ModelError
 from synth.llm import LLMClient
+from synth.llm.config import ModelConfig
 from synth.llm.shared_limits import SharedLimits
-from synth.pipeline import GeneratedBatch, JobContext, Verification, build_verifiers, generate_batch, verify_batch
+from synth.pipeline import GeneratedBatch, JobContext, Verification, generate_batch, verify_batch
 from synth.plan.expand import BatchRef
 from synth.state.redis import RedisState
+from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
+from synth.verify.resources import Resources
 
 logger = logging.getLogger(__name__)
 
@@ -52,25 +54,13 @@ def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
 async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
     prepared = job.prepare()
     client = connect_async()
-    spec = prepared.spec
-    shared = SharedLimits(client, spec.model, spec.concurrency, rpm=spec.rate_limit.rpm, tpm=spec.rate_limit.tpm)
-    llm = LLMClient(spec, cache=RedisState(client, job.job_id), shared=shared)
+    config = prepared.spec.generation
+    llm = LLMClient(config, cache=RedisState(client, job.job_id), shared=SharedLimits.for_config(client, config))
     try:
-        ctx = JobContext(
-            spec=spec,
-            task=prepared.task,
-            templates=prepared.templates,
-            llm=llm,
-            verifiers=[],  # the verify stage builds its own, on a verify worker
-            store=RunStore(job.out),
-            run_id=job.job_id,
-            job_id=job.job_id,
-            json_mode=prepared.json_mode,
-        )
+        ctx = JobContext.for_generation(prepared, RunStore(job.out), llm, run_id=job.job_id, job_id=job.job_id)
         return await generate_batch(batch, ctx)
     finally:
         await llm.aclose()
-        await shared.aclose()
         await client.aclose()
 
 
@@ -79,22 +69,25 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     conn = _connection()
     job = load_job(conn, job_id)
     marker = asyncio.run(_verify(job, batch_from_json(batch), GeneratedBatch.from_json(generated)))
-    fields = ("category", "item_ids", "counts", "rejected_by_reason", "failed_by_error", "usage")
-    summary = {key: marker[key] for key in fields}
-    conn.hset(keys.job_done(job_id), marker["batch_id"], json.dumps(summary))
+    conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
-    return dict(marker["counts"])
+    return marker.counts.model_dump()
 
 
-async def _verify(job: QueuedJob, batch: BatchRef, generated: GeneratedBatch) -> dict[str, Any]:
+async def _verify(job: QueuedJob, batch: BatchRef, generated: GeneratedBatch) -> BatchMarker:
     prepared = job.prepare()
     client = connect_async()
+    state = RedisState(client, job.job_id)
+
+    def make_client(config: ModelConfig) -> LLMClient:
+        return LLMClient(config, cache=state, shared=SharedLimits.for_config(client, config))
+
+    stage = Verification.create(prepared, RunStore(job.out), state, Resources(make_client), job.job_id)
     try:
-        verifiers = build_verifiers(prepared, RedisState(client, job.job_id))
-        stage = Verification(verifiers, RunStore(job.out), job.job_id, job.spec.verifier_fingerprint)
         return await verify_batch(batch, generated, stage)
     finally:
+        await stage.aclose()
         await client.aclose()
 
 

@@ -28,10 +28,7 @@ def preload(stage: str) -> None:
         import_litellm()
         cost_map()
     for name in verify.available():
-        loaded = verify.plugin(name)
-        warm = getattr(loaded, "preload", None)
-        if callable(warm):
-            warm()  # a verifier with a model (embeddings, a classifier) loads it once here
+        verify.plugin(name)  # imports the class; its models load per job chain (`preload`), never for all plugins
 
 
 def start_worker(

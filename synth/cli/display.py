@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from synth.executors.local import RunProgress
-from synth.store.run_store import Totals
+from synth.store.totals import Totals
 
 REFRESH_PER_S = 4
 MAX_CATEGORY_ROWS = 30

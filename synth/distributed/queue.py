@@ -254,7 +254,7 @@ def _is_finished(store: RunStore, batch: BatchRef, fingerprint: str, retry_faile
     if store.done_marker(batch, fingerprint) is not None:
         return True
     marker = store.marker(batch.batch_id)
-    return not retry_failed and marker is not None and marker.get("verifiers") == fingerprint
+    return not retry_failed and marker is not None and marker.verifiers == fingerprint
 
 
 def rq_states(conn: redis.Redis, job_id: str, batch_ids: list[str]) -> dict[str, set[JobStatus]]:

@@ -3,7 +3,6 @@ waiting for a retry or failed in RQ, and the workers serving the queues."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,8 @@ from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.distributed.queue import QueuedJob, generate_queue, verify_queue
-from synth.store.run_store import Totals
+from synth.store.marker import BatchMarker
+from synth.store.totals import Totals
 
 
 @dataclass
@@ -63,7 +63,7 @@ def job_report(conn: redis.Redis, job: QueuedJob) -> JobReport:
     totals = Totals()
     done = conn.hgetall(keys.job_done(job.job_id))
     for summary in done.values():
-        totals.add(json.loads(summary))
+        totals.add(BatchMarker.model_validate_json(summary))
     error = conn.get(keys.job_error(job.job_id))
     report = JobReport(
         job=job,

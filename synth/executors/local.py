@@ -22,7 +22,8 @@ from synth.pipeline import JobContext, run_batch
 from synth.plan.expand import BatchRef
 from synth.plan.job import PreparedJob, iter_batches
 from synth.state.local import LocalState
-from synth.store.run_store import RunStore, Totals
+from synth.store.run_store import RunStore
+from synth.store.totals import Totals
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,15 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
             logger.warning("run keeps its batch size: batch_size=%d requested=%d", info["batch_size"], spec.batch_size)
         store.remove_orphans()
         state = LocalState(out / "state.sqlite")
-        llm = LLMClient(spec, cache=state)
+        llm = LLMClient(spec.generation, cache=state)
         progress = RunProgress(total_items=prepared.total_items, out=out, llm=llm)
         try:
             ctx = JobContext.create(prepared, store, llm, state, info["run_id"], f"local-{uuid.uuid4().hex[:12]}")
             ctx.on_item = lambda item: progress.count_generated()
-            await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
+            try:
+                await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
+            finally:
+                await ctx.aclose()
         finally:
             await llm.aclose()
             state.close()

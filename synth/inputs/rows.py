@@ -172,10 +172,10 @@ def _read_run(root: Path, field_name: str, base_dir: Path) -> Iterator[InputRow]
     if not (root / "run.json").exists():
         raise UserError(f"{root}: not a synth run directory (no run.json); format run reads a run's records")
     for marker in RunStore(root).markers():
-        shard = marker["shards"].get("accepted")
+        shard = marker.shards.get("accepted")
         if not shard:
             continue
-        path = root / shard["path"]
+        path = root / shard.path
         shown, run = shown_path(path, base_dir), shown_path(root, base_dir)
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):

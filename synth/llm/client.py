@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
+from synth.llm.config import ModelConfig
 from synth.llm.limiter import AdaptiveLimiter
 from synth.llm.output import OutputMode, output_mode, response_format
 from synth.llm.pricing import Pricing
@@ -29,7 +30,6 @@ from synth.llm.transport import (
     resolve_api_base,
     resolve_api_key,
 )
-from synth.spec.model import JobSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,40 +80,40 @@ def _cache_value(c: Completion) -> dict[str, Any]:
 
 
 class LLMClient:
-    """Sends chat requests for one job's model. Create inside the event loop that uses it; `aclose()` after."""
+    """Sends chat requests for one model config. Create inside the event loop that uses it; `aclose()` after."""
 
     def __init__(
         self,
-        spec: JobSpec,
+        config: ModelConfig,
         cache: ResponseCache | None = None,
         transport: Transport | None = None,
         shared: SharedLimits | None = None,
     ) -> None:
         """`shared`: ceilings kept in Redis for every worker of the model; then rpm/tpm are enforced there only."""
-        self.spec = spec
-        self.params = spec.params
+        self.config = config
+        self.params = config.params
         self.cache = cache
-        api_base = resolve_api_base(spec.model, spec.api_base)
-        self.is_direct = choose_direct(spec.model, spec.api_base, spec.transport)
+        api_base = resolve_api_base(config.model, config.api_base)
+        self.is_direct = choose_direct(config.model, config.api_base, config.transport)
         self.transport = transport or self._make_transport(api_base)
-        self.limiter = AdaptiveLimiter(spec.concurrency)
+        self.limiter = AdaptiveLimiter(config.concurrency)
         self.shared = shared
         local_rates = shared is None
-        self.rpm = AsyncLimiter(spec.rate_limit.rpm, 60) if spec.rate_limit.rpm and local_rates else None
-        self.tpm = AsyncLimiter(spec.rate_limit.tpm, 60) if spec.rate_limit.tpm and local_rates else None
-        self.pricing = Pricing(spec.model)
+        self.rpm = AsyncLimiter(config.rate_limit.rpm, 60) if config.rate_limit.rpm and local_rates else None
+        self.tpm = AsyncLimiter(config.rate_limit.tpm, 60) if config.rate_limit.tpm and local_rates else None
+        self.pricing = Pricing(config.model)
         self.stats = CallStats()
 
     def _make_transport(self, api_base: str | None) -> Transport:
-        key = resolve_api_key(self.spec.model, self.spec.api_key_env)
+        key = resolve_api_key(self.config.model, self.config.api_key_env)
         if self.is_direct:
             base = api_base or "https://api.openai.com/v1"
-            return DirectTransport(self.spec.model, base, key, max_connections=self.spec.concurrency)
-        return LiteLLMTransport(self.spec.model, api_base, key)
+            return DirectTransport(self.config.model, base, key, max_connections=self.config.concurrency)
+        return LiteLLMTransport(self.config.model, api_base, key)
 
     def output_mode(self, answer: type[BaseModel] | None) -> OutputMode:
         """How a call asking for `answer` (None: free text) asks this model for it: text, JSON object or schema."""
-        return output_mode(self.spec.model, self.params.json_mode, answer)
+        return output_mode(self.config.model, self.params.json_mode, answer)
 
     def request_body(
         self, messages: Sequence[Message], seed: int, answer: type[BaseModel] | None = None
@@ -135,7 +135,9 @@ class LLMClient:
         return body
 
     def cache_key(self, body: dict[str, Any]) -> str:
-        return stable_hash(self.spec.model, body)
+        namespace = self.config.cache_namespace
+        # No namespace: the key every cache written so far holds, so existing runs resume without paying again.
+        return stable_hash(namespace, self.config.model, body) if namespace else stable_hash(self.config.model, body)
 
     async def complete(
         self, messages: Sequence[Message], seed: int, answer: type[BaseModel] | None = None
@@ -154,7 +156,7 @@ class LLMClient:
             prompt_tokens=raw.prompt_tokens,
             completion_tokens=raw.completion_tokens,
             cost_usd=self.pricing.estimate(raw.prompt_tokens, raw.completion_tokens),
-            model=raw.model or self.spec.model,
+            model=raw.model or self.config.model,
         )
         self._count(completion)
         if self.cache is not None:
@@ -172,7 +174,7 @@ class LLMClient:
         try:
             return await self._send_once(body)
         except RetryableModelError as exc:
-            if self.spec.retry.max_attempts <= 1 and not exc.is_rate_limit:
+            if self.config.retry.max_attempts <= 1 and not exc.is_rate_limit:
                 raise
             first_failure = exc
         await asyncio.sleep(self._delay(1, first_failure))
@@ -221,7 +223,7 @@ class LLMClient:
 
     def _delay(self, attempt: int, error: BaseException | None) -> float:
         """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
-        ceiling = min(self.spec.retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
+        ceiling = min(self.config.retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
         delay = random.uniform(0.05, ceiling)
         retry_after = getattr(error, "retry_after_s", None)
         return max(delay, retry_after) if retry_after else delay
@@ -230,15 +232,18 @@ class LLMClient:
         """429s retry until the rate-limit deadline; other failures for max_attempts (the bare first included)."""
         error = _error(state)
         if isinstance(error, RetryableModelError) and error.is_rate_limit:
-            return (state.seconds_since_start or 0.0) >= self.spec.retry.rate_limit_deadline_s
-        return state.attempt_number + 1 >= self.spec.retry.max_attempts
+            return (state.seconds_since_start or 0.0) >= self.config.retry.rate_limit_deadline_s
+        return state.attempt_number + 1 >= self.config.retry.max_attempts
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
         logger.debug("retrying model call: attempt=%d error=%s", state.attempt_number + 1, _error(state))
 
     async def aclose(self) -> None:
+        """Closes the transport and gives back this process's shared leases."""
         await self.transport.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()
         await asyncio.sleep(0)
 
 

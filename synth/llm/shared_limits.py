@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from synth.distributed import keys
+from synth.llm.config import ModelConfig
 
 # Grants up to #ids leases (ARGV[3..]) while fewer than ARGV[1] are held; returns how many it granted.
 ACQUIRE_LEASES = """
@@ -106,6 +107,12 @@ class SharedLimits:
         self._waiters: deque[asyncio.Future[str]] = deque()
         self._manager: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+
+    @classmethod
+    def for_config(cls, client: aioredis.Redis, config: ModelConfig) -> SharedLimits:
+        """The ceilings a model config sets, shared by every worker that calls its model."""
+        limits = config.rate_limit
+        return cls(client, config.model, config.concurrency, rpm=limits.rpm, tpm=limits.tpm)
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[None]:

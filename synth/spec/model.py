@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from synth.errors import UserError
 from synth.ids import stable_hash
+from synth.llm.config import ModelConfig, ModelParams, RateLimit, RetryPolicy, StrictModel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -19,49 +20,6 @@ ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EXECUTION_FIELDS = frozenset(
     {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers"}
 )
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelParams(StrictModel):
-    """Sampling parameters sent with every generation call."""
-
-    temperature: float = Field(0.8, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int = Field(512, gt=0, le=262_144)
-    seed: int = Field(0, ge=0, description="Base seed; each item gets its own seed derived from it.")
-    stop: list[str] | None = None
-    timeout_s: float = Field(120, gt=0, description="Per-call timeout.")
-    json_mode: Literal["auto", "on", "off"] = Field(
-        "auto",
-        description="JSON output: the task's answer schema (response_format json_schema) where litellm says the "
-        "model takes one, else json_object when `on`; auto: schema-capable models only; off: plain text.",
-    )
-
-    @field_validator("json_mode", mode="before")
-    @classmethod
-    def _yaml_booleans(cls, value: Any) -> Any:
-        """YAML 1.1 reads a bare `on`/`off` as a boolean; take it as the user meant it."""
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-
-class RateLimit(StrictModel):
-    """Ceilings on the request and token rate; concurrency adapts below them on its own."""
-
-    rpm: int | None = Field(None, gt=0, description="Requests per minute.")
-    tpm: int | None = Field(None, gt=0, description="Tokens per minute (prompt + max_tokens, counted up front).")
-
-
-class RetryPolicy(StrictModel):
-    """How hard to try before an item ends as failed."""
-
-    max_attempts: int = Field(6, ge=1, le=50, description="Attempts for server errors and timeouts.")
-    max_wait_s: float = Field(60, gt=0, description="Longest single backoff.")
-    rate_limit_deadline_s: float = Field(
-        1800, gt=0, description="How long to keep retrying 429s for one call before it fails."
-    )
 
 
 class PluginRef(StrictModel):
@@ -293,6 +251,20 @@ class JobSpec(StrictModel):
         if not any(node.quota for _, node in sized) and not (self.total and unsized) and not has_sourced:
             raise ValueError("every quota is 0: nothing to generate")
         return self
+
+    @cached_property
+    def generation(self) -> ModelConfig:
+        """The generation model's config: the spec's model fields, limits and retry policy."""
+        return ModelConfig(
+            model=self.model,
+            params=self.params,
+            api_base=self.api_base,
+            api_key_env=self.api_key_env,
+            transport=self.transport,
+            concurrency=self.concurrency,
+            rate_limit=self.rate_limit,
+            retry=self.retry,
+        )
 
     @property
     def expansion(self) -> TopicExpansionSettings | None:

@@ -20,9 +20,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -33,52 +31,11 @@ from synth.plan.expand import BatchRef
 from synth.records import FailedItem, Record
 from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic
+from synth.store.marker import BatchMarker, ShardRef, StageUsage
+from synth.store.totals import Totals
 
 SHARD_KINDS = ("accepted", "rejected", "failed")
 MARKER_DIR = "done"
-
-
-@dataclass
-class Totals:
-    """Counts over finished batches: what a progress bar, `synth status` and the manifest report."""
-
-    batches: int = 0
-    items: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    failed: int = 0
-    calls: int = 0
-    cached_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
-    failed_by_error: Counter[str] = field(default_factory=Counter)
-    accepted_by_category: Counter[str] = field(default_factory=Counter)
-
-    def add(self, marker: dict[str, Any]) -> None:
-        counts, usage = marker["counts"], marker["usage"]
-        self.accepted_by_category["/".join(marker.get("category", []))] += counts["accepted"]
-        self.batches += 1
-        self.items += len(marker["item_ids"])
-        self.accepted += counts["accepted"]
-        self.rejected += counts["rejected"]
-        self.failed += counts["failed"]
-        self.calls += usage["calls"]
-        self.cached_calls += usage["cached_calls"]
-        self.prompt_tokens += usage["prompt_tokens"]
-        self.completion_tokens += usage["completion_tokens"]
-        self.cost_usd += usage["cost_usd"]
-        self.rejected_by_reason.update(marker["rejected_by_reason"])
-        self.failed_by_error.update(marker["failed_by_error"])
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **{k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)},
-            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
-            "failed_by_error": dict(self.failed_by_error.most_common()),
-            "accepted_by_category": dict(sorted(self.accepted_by_category.items())),
-        }
 
 
 class RunStore:
@@ -144,29 +101,28 @@ class RunStore:
 
     # --- batches
 
-    def marker(self, batch_id: str) -> dict[str, Any] | None:
+    def marker(self, batch_id: str) -> BatchMarker | None:
         try:
-            loaded: dict[str, Any] = json.loads((self.root / MARKER_DIR / f"{batch_id}.json").read_text())
-            return loaded
+            return BatchMarker.model_validate_json((self.root / MARKER_DIR / f"{batch_id}.json").read_bytes())
         except FileNotFoundError:
             return None
 
-    def done_marker(self, batch: BatchRef, verifier_fingerprint: str = "") -> dict[str, Any] | None:
+    def done_marker(self, batch: BatchRef, verifier_fingerprint: str = "") -> BatchMarker | None:
         """The batch's marker if the batch is done: every planned item, nothing failed, the same verifiers."""
         marker = self.marker(batch.batch_id)
-        if marker is None or marker["counts"]["failed"] or marker.get("verifiers") != verifier_fingerprint:
+        if marker is None or marker.counts.failed or marker.verifiers != verifier_fingerprint:
             return None
-        return marker if {item.item_id for item in batch.items} <= set(marker["item_ids"]) else None
+        return marker if {item.item_id for item in batch.items} <= set(marker.item_ids) else None
 
     def write_batch(
         self,
         batch: BatchRef,
         records: Sequence[Record],
         failed: Sequence[FailedItem],
-        usage: dict[str, Any],
+        usage: StageUsage,
         job_id: str,
         verifier_fingerprint: str = "",
-    ) -> dict[str, Any]:
+    ) -> BatchMarker:
         """Writes the batch's shards, then its marker. Blocking: call it from a thread."""
         rows = {
             "accepted": [r.model_dump_json() for r in records if r.status == "accepted"],
@@ -174,35 +130,33 @@ class RunStore:
             "failed": [f.model_dump_json() for f in failed],
         }
         shards = {kind: self._write_shard(kind, batch.batch_id, lines) for kind, lines in rows.items()}
-        marker = {
-            "batch_id": batch.batch_id,
-            "category": list(batch.leaf.path),
-            "start": batch.start,
-            "stop": batch.stop,
-            "item_ids": [item.item_id for item in batch.items],
-            "counts": {kind: len(lines) for kind, lines in rows.items()},
-            "rejected_by_reason": Counter(r.reason or "unknown" for r in records if r.status == "rejected"),
-            "failed_by_error": Counter(f.error_type for f in failed),
-            "usage": usage,
-            "shards": {kind: shard for kind, shard in shards.items() if shard},
-            "job_id": job_id,
-            "verifiers": verifier_fingerprint,
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-        write_atomic(self.root / MARKER_DIR / f"{batch.batch_id}.json", [json.dumps(marker) + "\n"])
+        marker = BatchMarker.build(
+            batch.batch_id,
+            list(batch.leaf.path),
+            (batch.start, batch.stop),
+            [item.item_id for item in batch.items],
+            records,
+            failed,
+            usage=usage,
+            shards={kind: shard for kind, shard in shards.items() if shard},
+            job_id=job_id,
+            verifiers=verifier_fingerprint,
+            finished_at=datetime.now(UTC).isoformat(),
+        )
+        write_atomic(self.root / MARKER_DIR / f"{batch.batch_id}.json", [marker.model_dump_json() + "\n"])
         return marker
 
-    def _write_shard(self, kind: str, batch_id: str, lines: list[str]) -> dict[str, Any] | None:
+    def _write_shard(self, kind: str, batch_id: str, lines: list[str]) -> ShardRef | None:
         path = self.root / kind / f"{batch_id}.jsonl"
         if not lines:
             path.unlink(missing_ok=True)  # a rerun that fixed every failure leaves no stale failed shard
             return None
         digest = write_atomic(path, (line + "\n" for line in lines))
-        return {"path": f"{kind}/{batch_id}.jsonl", "rows": len(lines), "sha256": digest}
+        return ShardRef(path=f"{kind}/{batch_id}.jsonl", rows=len(lines), sha256=digest)
 
-    def markers(self) -> Iterator[dict[str, Any]]:
+    def markers(self) -> Iterator[BatchMarker]:
         for path in sorted((self.root / MARKER_DIR).glob("*.json")):
-            yield json.loads(path.read_text())
+            yield BatchMarker.model_validate_json(path.read_bytes())
 
     def totals(self) -> Totals:
         totals = Totals()
@@ -224,10 +178,10 @@ class RunStore:
         return removed
 
     def write_manifest(self) -> dict[str, Any]:
-        totals, shards = Totals(), []
+        totals, shards = Totals(), list[dict[str, Any]]()
         for marker in self.markers():
             totals.add(marker)
-            shards.extend(marker["shards"].values())
+            shards.extend(shard.model_dump() for shard in marker.shards.values())
         manifest = {
             **self.info(),
             "totals": totals.as_dict(),
@@ -241,8 +195,8 @@ class RunStore:
     def iter_rows(self, kind: str) -> Iterator[dict[str, Any]]:
         """Every row of one kind, streamed shard by shard, in batch order."""
         for marker in self.markers():
-            shard = marker["shards"].get(kind)
+            shard = marker.shards.get(kind)
             if shard:
-                with (self.root / shard["path"]).open() as handle:
+                with (self.root / shard.path).open() as handle:
                     for line in handle:
                         yield json.loads(line)

@@ -21,7 +21,6 @@ from synth.errors import ParseError
 from synth.ids import stable_hash
 from synth.inputs.rows import InputRow, Unit, row_unit
 from synth.llm import LLMClient
-from synth.llm.transport import LiteLLMTransport, resolve_api_base, resolve_api_key
 from synth.plan.expand import WorkItem
 from synth.prompts import Template
 from synth.tasks.base import (
@@ -82,6 +81,7 @@ class BacktranslationTask(Task):
     Options: ClassVar[type[TaskOptions]] = BacktranslationOptions
     Sample: ClassVar[type[BaseModel]] = BacktranslationSample
     text_fields: ClassVar[tuple[str, ...]] = ("back_translation",)
+    prompt_fields: ClassVar[tuple[str, ...]] = ()  # a round trip is meant to match its source
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "rows"
 
     @cached_property
@@ -118,21 +118,19 @@ class BacktranslationTask(Task):
         back_vars["to_language"] = self.opts.source_language
         backward = self.render(template, {**item.vars, **back_vars}, llm)
         second = await llm.complete(backward, item.seed, Translation)
-        extras = {"pivot_text": pivot_text, "pivot_model": pivot_llm.spec.model}
+        extras = {"pivot_text": pivot_text, "pivot_model": pivot_llm.config.model}
         return Generation(second.text, second.finish_reason, (forward, backward), (first, second), extras)
 
     def pivot_client(self, llm: LLMClient) -> LLMClient:
         """The client of the first leg: `llm` itself unless `pivot_model` names another model."""
         model = self.opts.pivot_model
-        if model is None or model == llm.spec.model:
+        if model is None or model == llm.config.model:
             return llm
         if llm not in self._pivot_clients:
-            # Same api_base and key rules as the main model; litellm's transport holds no session to close.
-            spec = llm.spec.model_copy(update={"model": model})
-            transport = LiteLLMTransport(
-                model, resolve_api_base(model, spec.api_base), resolve_api_key(model, spec.api_key_env)
-            )
-            self._pivot_clients[llm] = LLMClient(spec, cache=llm.cache, transport=transport)
+            # Same endpoint rules and limits as the main model, on litellm's transport: it holds no session, so
+            # a pivot client dropped with its main client leaves nothing open.
+            config = llm.config.with_model(model).model_copy(update={"transport": "litellm"})
+            self._pivot_clients[llm] = LLMClient(config, cache=llm.cache)
         return self._pivot_clients[llm]
 
     def _checked_pivot(self, text: str, finish_reason: str | None, source: str) -> str:

@@ -110,6 +110,9 @@ class Task:
     Sample: ClassVar[type[BaseModel]]
     text_fields: ClassVar[tuple[str, ...]]
     """The fields that hold generated text: what length and dedup verifiers look at by default."""
+    prompt_fields: ClassVar[tuple[str, ...]] = ()
+    """The fields that pose what the others answer (an instruction, a question, a source text): an answer that
+    only repeats them is no answer."""
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "none"
     """What a sourced topic feeds this task (`synth.inputs.rows.READERS`); "none": topics × templates × quotas only."""
 

@@ -65,6 +65,7 @@ class InstructionsTask(Task):
     Options: ClassVar[type[TaskOptions]] = InstructionsOptions
     Sample: ClassVar[type[BaseModel]] = InstructionSample
     text_fields: ClassVar[tuple[str, ...]] = ("instruction", "input", "output")
+    prompt_fields: ClassVar[tuple[str, ...]] = ("instruction", "input")
 
     opts = OptionsOf(InstructionsOptions)
 

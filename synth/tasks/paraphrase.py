@@ -84,6 +84,7 @@ class ParaphraseTask(Task):
     Options: ClassVar[type[TaskOptions]] = ParaphraseOptions
     Sample: ClassVar[type[BaseModel]] = ParaphraseSample
     text_fields: ClassVar[tuple[str, ...]] = ("paraphrase",)
+    prompt_fields: ClassVar[tuple[str, ...]] = ("source",)
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "rows"
 
     opts = OptionsOf(ParaphraseOptions)

@@ -73,7 +73,7 @@ async def grow_tree(spec: JobSpec, template: Template, settings: TopicExpansionS
     A model error that outlives the client's retries propagates: a half-grown tree is never returned.
     """
     grown = GrownTree({settings.root: {}})
-    llm = LLMClient(spec)
+    llm = LLMClient(spec.generation)
     try:
         level: Frontier = [((settings.root,), grown.tree[settings.root])]
         for _ in range(settings.depth):

@@ -10,7 +10,8 @@ from synth.verify.protocol import Verifier
 
 
 async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> None:
-    """Runs verifiers in order on the records still standing; a rejected record stops there."""
+    """Runs verifiers in order on the records still standing; a rejected record stops there, and a sample a
+    verifier rewrote is what the next verifier sees and what is stored."""
     standing = [r for r in records if r.status == "accepted"]
     for verifier in verifiers:
         if not standing:
@@ -20,6 +21,8 @@ async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> Non
         for record, verdict in zip(standing, verdicts, strict=True):
             record.verdicts.append(verdict)
             if verdict.passed:
+                if verdict.replacement is not None:  # a transforming verifier (a PII scrub): later ones see the result
+                    record.sample = verdict.replacement
                 survivors.append(record)
             else:
                 record.status, record.reason = "rejected", verdict.reason

@@ -1,14 +1,25 @@
-"""The Verifier protocol: what a verifier plugin is, what it is built from, and what it may use."""
+"""The Verifier protocol: what a verifier plugin is, what it is built from, and what it may use.
+
+A plugin is a class registered under the `synth.verifiers` entry point group. It declares the resources it
+needs (`resources`: "llm", "embedder", "sandbox"); they are built on first use, so a verify worker whose chain
+is cheap builds no model client and loads no model. `preload` runs once per worker process before RQ forks a
+work horse (load weights there, and every horse shares them); `aclose` runs when the stage is done.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from synth.records import Record, Verdict
+
+if TYPE_CHECKING:
+    from synth.verify.resources import Resources
+
+ResourceName = Literal["llm", "embedder", "sandbox"]
 
 
 class ClaimIndex(Protocol):
@@ -21,11 +32,15 @@ class ClaimIndex(Protocol):
 
 @dataclass(frozen=True)
 class VerifierContext:
-    """What a verifier may use: the run's shared claims and a token counter for the job's model."""
+    """What a verifier may use: the run's shared claims, the job's token counter, the task's text fields
+    (`prompt_fields` are the ones the model was given, the rest it wrote), and the lazily built resources."""
 
     claims: ClaimIndex
     count_tokens: Callable[[str], int]
     text_fields: tuple[str, ...]
+    resources: Resources
+    task: str = ""
+    prompt_fields: tuple[str, ...] = ()
 
 
 class VerifierOptions(BaseModel):
@@ -40,6 +55,10 @@ class Verifier(Protocol):
         """One verdict per record, in order. A rejection is a Verdict with a reason, never an exception."""
         ...
 
+    async def aclose(self) -> None:
+        """Releases what the verifier opened itself (resources are closed by their owner)."""
+        ...
+
 
 class VerifierPlugin(Protocol):
     """What an entry point names: a class with an `Options` model, built from options and a context."""
@@ -47,5 +66,23 @@ class VerifierPlugin(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]
     Options: ClassVar[type[VerifierOptions]]
+    resources: ClassVar[frozenset[ResourceName]]
 
     def __call__(self, options: Any, context: VerifierContext) -> Verifier: ...
+
+    def preload(self, options: Any) -> None:
+        """Loads what every batch will need (weights, indexes) into this process, before work horses fork."""
+        ...
+
+
+class BaseVerifier:
+    """Defaults for the optional parts of the protocol: no resources, nothing to preload or close."""
+
+    resources: ClassVar[frozenset[ResourceName]] = frozenset()
+
+    @classmethod
+    def preload(cls, options: Any) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

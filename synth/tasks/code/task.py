@@ -91,6 +91,7 @@ class CodeTask(Task):
     Options: ClassVar[type[TaskOptions]] = CodeOptions
     Sample: ClassVar[type[BaseModel]] = CodeSample
     text_fields: ClassVar[tuple[str, ...]] = ("problem", "solution", "tests")
+    prompt_fields: ClassVar[tuple[str, ...]] = ("problem",)
 
     opts = OptionsOf(CodeOptions)
 

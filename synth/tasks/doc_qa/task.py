@@ -78,6 +78,7 @@ class DocQaTask(Task):
     Options: ClassVar[type[TaskOptions]] = DocQaOptions
     Sample: ClassVar[type[BaseModel]] = DocQaPair
     text_fields: ClassVar[tuple[str, ...]] = ("question", "answer")
+    prompt_fields: ClassVar[tuple[str, ...]] = ("question",)
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "documents"
 
     opts = OptionsOf(DocQaOptions)

@@ -1,0 +1,43 @@
+"""What verifiers share, built on first use: LLM clients per model config and the embedder.
+
+The executor says how a model client is made (with the run's response cache, and in a distributed run the
+limits shared through Redis); a verifier asks for one by `ModelConfig` and gets the same client for the same
+config, so its calls are cached, limited and counted like generation calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from synth.llm.client import LLMClient
+from synth.llm.config import ModelConfig
+from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
+
+MakeClient = Callable[[ModelConfig], LLMClient]
+
+
+class Resources:
+    """One stage's resources. `aclose()` closes the clients it made; embedders and sandboxes outlive it."""
+
+    def __init__(self, make_client: MakeClient) -> None:
+        self._make_client = make_client
+        self._clients: dict[str, LLMClient] = {}
+
+    def llm(self, config: ModelConfig) -> LLMClient:
+        key = config.model_dump_json()
+        if key not in self._clients:
+            self._clients[key] = self._make_client(config)
+        return self._clients[key]
+
+    def embedder(self, model: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
+        """The process-wide embedder for `model` (loaded once per process; a work horse inherits it)."""
+        return load_embedder(model)
+
+    @property
+    def clients(self) -> list[LLMClient]:
+        return list(self._clients.values())
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
