@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.inputs.rows import READERS, read_rows, row_unit
 from synth.spec.model import InputRef
+from synth.store.marker import BatchMarker, Counts, ShardRef
 
 
 def ref(path: str, **options) -> InputRef:
@@ -31,9 +33,12 @@ def make_run(root: Path, records: list[dict]) -> Path:
     (root / "accepted").mkdir(parents=True)
     (root / "done").mkdir()
     (root / "run.json").write_text(json.dumps({"run_id": "r1", "spec_id": "s1"}))
-    (root / "accepted" / "b1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    marker = {"batch_id": "b1", "shards": {"accepted": {"path": "accepted/b1.jsonl", "rows": len(records)}}}
-    (root / "done" / "b1.json").write_text(json.dumps(marker))
+    shard = root / "accepted" / "b1.jsonl"
+    shard.write_text("".join(json.dumps(r) + "\n" for r in records))
+    ref = ShardRef(path="accepted/b1.jsonl", rows=len(records), sha256=hashlib.sha256(shard.read_bytes()).hexdigest())
+    counts = Counts(accepted=len(records))
+    marker = BatchMarker(batch_id="b1", item_ids=[], counts=counts, shards={"accepted": ref})
+    (root / "done" / "b1.json").write_text(marker.model_dump_json())
     return root
 
 

@@ -15,12 +15,13 @@ from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id
 from synth.spec.file import validate_spec
 from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic
+from synth.store.marker import StageUsage
 from synth.store.run_store import RunStore
 from tests.conftest import base_spec
 
 API_BASE = "http://127.0.0.1:9/v1"  # never contacted: the store makes no model calls
 TEMPLATE_SHAS = {"instructions/basic.j2": "a" * 64}
-USAGE = {"calls": 3, "cached_calls": 1, "prompt_tokens": 30, "completion_tokens": 60, "cost_usd": 0.5}
+USAGE = StageUsage(calls=3, cached_calls=1, prompt_tokens=30, completion_tokens=60, cost_usd=0.5)
 
 
 def make_spec(**overrides: Any) -> JobSpec:
@@ -136,29 +137,29 @@ def test_write_batch_writes_one_shard_per_kind_and_a_marker(store):
     assert len(rows(store.root / "accepted" / f"{batch.batch_id}.jsonl")) == 2
     assert [r["reason"] for r in rows(store.root / "rejected" / f"{batch.batch_id}.jsonl")] == ["too_short"]
     assert [r["item_id"] for r in rows(store.root / "failed" / f"{batch.batch_id}.jsonl")] == [batch.items[3].item_id]
-    assert store.marker(batch.batch_id) == json.loads(json.dumps(marker))
-    assert marker["counts"] == {"accepted": 2, "rejected": 1, "failed": 1}
-    assert marker["rejected_by_reason"] == {"too_short": 1}
-    assert marker["failed_by_error"] == {"RetryableModelError": 1}
-    assert marker["item_ids"] == [item.item_id for item in batch.items]
-    assert marker["usage"] == USAGE
+    assert store.marker(batch.batch_id) == marker
+    assert marker.counts.model_dump() == {"accepted": 2, "rejected": 1, "failed": 1}
+    assert marker.rejected_by_reason == {"too_short": 1}
+    assert marker.failed_by_error == {"RetryableModelError": 1}
+    assert marker.item_ids == [item.item_id for item in batch.items]
+    assert marker.usage == USAGE
 
 
 def test_write_batch_marker_lists_the_shards_with_rows_and_sha256(store):
     batch = first_batch(make_spec())
     marker = store.write_batch(batch, *mixed_outcome(batch), USAGE, "job-1")
     for kind, expected_rows in (("accepted", 2), ("rejected", 1), ("failed", 1)):
-        shard = marker["shards"][kind]
-        path = store.root / shard["path"]
-        assert shard["path"] == f"{kind}/{batch.batch_id}.jsonl"
-        assert shard["rows"] == expected_rows
-        assert shard["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        shard = marker.shards[kind]
+        path = store.root / shard.path
+        assert shard.path == f"{kind}/{batch.batch_id}.jsonl"
+        assert shard.rows == expected_rows
+        assert shard.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_write_batch_without_rows_of_a_kind_writes_no_shard_for_it(store):
     batch = first_batch(make_spec())
     marker = store.write_batch(batch, [record(batch, i) for i in range(4)], [], USAGE, "job-1")
-    assert sorted(marker["shards"]) == ["accepted"]
+    assert sorted(marker.shards) == ["accepted"]
     assert not (store.root / "rejected" / f"{batch.batch_id}.jsonl").exists()
     assert not (store.root / "failed" / f"{batch.batch_id}.jsonl").exists()
 
@@ -192,7 +193,7 @@ def test_rewrite_without_failures_deletes_the_stale_failed_shard(store):
     store.write_batch(batch, records, failed, USAGE, "job-1")
     store.write_batch(batch, [*records, record(batch, 3)], [], USAGE, "job-2")
     assert not (store.root / "failed" / f"{batch.batch_id}.jsonl").exists()
-    assert "failed" not in store.marker(batch.batch_id)["shards"]
+    assert "failed" not in store.marker(batch.batch_id).shards
     assert len(rows(store.root / "accepted" / f"{batch.batch_id}.jsonl")) == 3
 
 
@@ -236,7 +237,7 @@ def test_remove_orphans_deletes_temp_files_a_crash_left_behind(store):
 def test_done_marker_is_the_marker_of_a_clean_batch(store):
     batch = first_batch(make_spec())
     marker = store.write_batch(batch, [record(batch, i) for i in range(4)], [], USAGE, "job-1")
-    assert store.done_marker(batch) == json.loads(json.dumps(marker))
+    assert store.done_marker(batch) == marker
 
 
 def test_done_marker_is_none_when_the_batch_has_failures(store):

@@ -9,15 +9,13 @@ work horse (load weights there, and every horse shares them); `aclose` runs when
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from synth.records import Record, Verdict
-
-if TYPE_CHECKING:
-    from synth.verify.resources import Resources
+from synth.verify.resources import Resources
 
 ResourceName = Literal["llm", "embedder", "sandbox"]
 
@@ -38,7 +36,7 @@ class VerifierContext:
     claims: ClaimIndex
     count_tokens: Callable[[str], int]
     text_fields: tuple[str, ...]
-    resources: Resources
+    resources: Resources = field(default_factory=Resources)
     task: str = ""
     prompt_fields: tuple[str, ...] = ()
 

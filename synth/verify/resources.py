@@ -19,7 +19,8 @@ MakeClient = Callable[[ModelConfig], LLMClient]
 class Resources:
     """One stage's resources. `aclose()` closes the clients it made; embedders and sandboxes outlive it."""
 
-    def __init__(self, make_client: MakeClient) -> None:
+    def __init__(self, make_client: MakeClient = LLMClient) -> None:
+        """`make_client`: how a model client is made here; the default has no cache and no shared limits."""
         self._make_client = make_client
         self._clients: dict[str, LLMClient] = {}
 
