@@ -130,10 +130,18 @@ def _read_into(fd: int, buffer: bytearray) -> bool:
 
 
 def _events(buffer: bytearray) -> list[Any]:
+    """The child's events: lines carrying the token its first line announced. A line candidate code writes
+    on the pipe without digging the token out of the child's memory is ignored."""
+    lines = bytes(buffer).splitlines()
+    if not lines or not lines[0].startswith(b"token "):
+        return []
+    prefix = lines[0][len(b"token ") :] + b" "
     events = []
-    for line in bytes(buffer).splitlines():
+    for line in lines[1:]:
+        if not line.startswith(prefix):
+            continue
         try:
-            event = json.loads(line)
+            event = json.loads(line[len(prefix) :])
         except ValueError:
             continue
         if isinstance(event, dict):
@@ -269,10 +277,13 @@ def _child(code: str, job: dict[str, Any], workdir: str, report_fd: int, private
 
 
 def _reporter(fd: int) -> Any:
-    write, dumps = os.write, json.dumps  # bound now: patching os or json later does not reach the reports
+    """Writes events prefixed by a token made here, before candidate code runs; bound now, so patching os or
+    json later does not reach the reports."""
+    write, dumps, token = os.write, json.dumps, os.urandom(16).hex().encode()
+    write(fd, b"token " + token + b"\n")
 
     def report(event: dict[str, Any]) -> None:
-        write(fd, (dumps(event) + "\n").encode())
+        write(fd, token + b" " + dumps(event).encode() + b"\n")
 
     return report
 

@@ -37,9 +37,7 @@ def default_python() -> str:
             return candidate
     found = shutil.which("python3")
     if found is None:
-        raise SandboxUnavailableError(
-            "no python3 for the sandbox: install python3 or set the verifier's `python:`"
-        )
+        raise SandboxUnavailableError("no python3 for the sandbox: install python3 or set the verifier's `python:`")
     return found
 
 
