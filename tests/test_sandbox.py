@@ -3,6 +3,7 @@ still able to run the next sample."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import shutil
@@ -38,7 +39,8 @@ async def run(sandbox: Sandbox, code: str, tests: str = TESTS, functions: tuple[
 async def assert_still_works(sandbox: Sandbox) -> None:
     """The pool runs an honest sample after the hostile one, and nothing of the hostile run is left on the host."""
     result = await run(sandbox, HONEST)
-    assert result.solution is not None and result.solution.ok
+    assert result.solution is not None
+    assert result.solution.ok
     assert leftover_sandbox_processes() == []
 
 
@@ -76,7 +78,8 @@ async def test_a_wrong_solution_reports_the_failing_assertion(sandbox):
     tests = "def test_one():\n    assert f() == 1, 'f must be one'\n"
     result = await run(sandbox, WRONG, tests, ("test_one",))
     solution = result.solution
-    assert solution is not None and not solution.ok
+    assert solution is not None
+    assert not solution.ok
     assert (solution.run, solution.passed) == (1, 0)
     failure = solution.failures[0]
     assert (failure.test, failure.type, failure.message) == ("test_one", "AssertionError", "f must be one")
@@ -99,16 +102,19 @@ async def test_fork_bomb_is_contained_and_does_not_stall_a_concurrent_run(sandbo
     await asyncio.sleep(0.3)
     started = time.monotonic()
     honest = await run(sandbox, HONEST)
-    assert honest.solution is not None and honest.solution.ok
+    assert honest.solution is not None
+    assert honest.solution.ok
     assert time.monotonic() - started < 2.0  # not queued behind the bomb, not starved of processes
     result = await bombing
-    assert result.solution is not None and result.solution.timed_out
+    assert result.solution is not None
+    assert result.solution.timed_out
     await assert_still_works(sandbox)
 
 
 async def test_memory_bomb_hits_the_address_space_limit(sandbox):
     result = await run(sandbox, "hoard = []\nwhile True:\n    hoard.append(bytearray(16 << 20))\n" + HONEST)
-    assert result.solution is not None and result.solution.memory_error
+    assert result.solution is not None
+    assert result.solution.memory_error
     assert result.solution.peak_rss_kb < (LIMITS.memory_mb + 16) * 1024
     await assert_still_works(sandbox)
 
@@ -117,7 +123,8 @@ async def test_memory_bomb_hits_the_address_space_limit(sandbox):
 async def test_cpu_spin_is_stopped_at_the_timeout(sandbox):
     started = time.monotonic()
     result = await run(sandbox, "while True:\n    pass\n")
-    assert result.solution is not None and not result.solution.ok
+    assert result.solution is not None
+    assert not result.solution.ok
     assert result.solution.timed_out or result.solution.exit_code == -24  # the harness's deadline or SIGXCPU
     assert time.monotonic() - started < LIMITS.timeout_s + 3
     await assert_still_works(sandbox)
@@ -132,7 +139,8 @@ async def test_a_child_ignoring_sigterm_dies_with_the_run(sandbox):
     )
     started = time.monotonic()
     result = await run(sandbox, code)
-    assert result.solution is not None and result.solution.ok  # the tests passed; the spinner did not outlive them
+    assert result.solution is not None
+    assert result.solution.ok
     assert time.monotonic() - started < LIMITS.timeout_s
     await assert_still_works(sandbox)
 
@@ -148,7 +156,8 @@ async def test_a_daemon_does_not_outlive_the_run(sandbox):
         "    os._exit(0)\n" + HONEST
     )
     result = await run(sandbox, code)
-    assert result.solution is not None and result.solution.ok
+    assert result.solution is not None
+    assert result.solution.ok
     assert leftover_sandbox_processes(marker) == []
     await assert_still_works(sandbox)
 
@@ -192,7 +201,8 @@ async def test_disk_fill_stops_at_the_tmpfs_cap(sandbox):
     )
     result = await run(sandbox, code)
     stopped = result.stdout.split()
-    assert stopped[0] == "stopped" and int(stopped[1]) in (27, 28)  # EFBIG or ENOSPC
+    assert stopped[0] == "stopped"
+    assert int(stopped[1]) in (27, 28)
     assert int(stopped[2]) <= LIMITS.tmpfs_mb << 20
     await assert_still_works(sandbox)
 
@@ -211,7 +221,8 @@ async def test_symlinks_to_host_files_lead_nowhere(sandbox, tmp_path):
         "        print('missing', target, type(exc).__name__)\n" + HONEST
     )
     result = await run(sandbox, code)
-    assert "READ" not in result.stdout and "host-only-5e2a" not in result.stdout
+    assert "READ" not in result.stdout
+    assert "host-only-5e2a" not in result.stdout
     assert result.stdout.count("missing") == len(targets)
     await assert_still_works(sandbox)
 
@@ -300,13 +311,15 @@ async def test_the_environment_and_proc_hold_no_secret(sandbox, monkeypatch):
     )
     result = await run(sandbox, code)
     assert "1 b''" in result.stdout  # bwrap's init, exec'd with an empty environment, was readable
-    assert canary not in result.stdout and "SYNTH_TEST_SECRET" not in result.stdout
-    assert set(eval(result.stdout.splitlines()[0])) <= {"PWD", "LC_CTYPE"}
+    assert canary not in result.stdout
+    assert "SYNTH_TEST_SECRET" not in result.stdout
+    assert set(ast.literal_eval(result.stdout.splitlines()[0])) <= {"PWD", "LC_CTYPE"}
 
 
 async def test_killing_the_harness_is_a_run_without_a_report(sandbox):
     result = await run(sandbox, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + HONEST)
-    assert result.variants is None and not result.killed
+    assert result.variants is None
+    assert not result.killed
     await assert_still_works(sandbox)
 
 
@@ -324,8 +337,10 @@ async def test_the_harness_memory_and_fds_are_out_of_reach(sandbox):
         + WRONG
     )
     result = await run(sandbox, code)
-    assert "OPENED" not in result.stdout and result.stdout.count("denied") == 3
-    assert result.solution is not None and not result.solution.ok
+    assert "OPENED" not in result.stdout
+    assert result.stdout.count("denied") == 3
+    assert result.solution is not None
+    assert not result.solution.ok
 
 
 # --- output and descriptors -----------------------------------------------------------------------------------------
@@ -348,8 +363,10 @@ async def test_fd_exhaustion_stops_at_the_limit(sandbox):
     )
     result = await run(sandbox, code)
     _, errno_, count = result.stdout.split()
-    assert int(errno_) == 24 and int(count) < LIMITS.max_open_files
-    assert result.solution is not None and result.solution.ok
+    assert int(errno_) == 24
+    assert int(count) < LIMITS.max_open_files
+    assert result.solution is not None
+    assert result.solution.ok
     await assert_still_works(sandbox)
 
 
@@ -402,17 +419,22 @@ async def test_planted_sitecustomize_reaches_neither_this_run_nor_the_next(sandb
         "subprocess.run([sys.executable, '-c', 'pass'], cwd='/tmp')\n" + WRONG
     )
     first = await run(sandbox, hijack)
-    assert first.solution is not None and not first.solution.ok
+    assert first.solution is not None
+    assert not first.solution.ok
     assert "HIJACKED" not in first.stdout
     second = await run(sandbox, "import os\nprint(sorted(os.listdir('/tmp')))\n" + HONEST)
-    assert second.stdout == "[]\n" and second.solution is not None and second.solution.ok
+    assert second.stdout == "[]\n"
+    assert second.solution is not None
+    assert second.solution.ok
 
 
 async def test_synth_is_not_importable_inside(sandbox):
     result = await run(sandbox, "import synth\n" + HONEST)
     solution = result.solution
-    assert solution is not None and solution.setup_error is not None
-    assert solution.setup_error.type == "ModuleNotFoundError" and "synth" in solution.setup_error.message
+    assert solution is not None
+    assert solution.setup_error is not None
+    assert solution.setup_error.type == "ModuleNotFoundError"
+    assert "synth" in solution.setup_error.message
 
 
 # --- refusing to run unsafely ---------------------------------------------------------------------------------------
@@ -423,7 +445,7 @@ def test_without_bwrap_validation_refuses_unless_sandbox_none(monkeypatch, tmp_p
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "bwrap" else "/usr/bin/" + name)
     with pytest.raises(SandboxUnavailableError, match="bubblewrap"):
         check_available()
-    with pytest.raises(ValidationError, match="apt|bubblewrap"):
+    with pytest.raises(ValidationError, match="bubblewrap"):
         parse_options("code_exec", {})
     assert parse_options("code_exec", {"sandbox": "none"}).model_dump()["sandbox"] == "none"
 
@@ -439,7 +461,7 @@ def test_a_bwrap_that_cannot_make_namespaces_is_refused(monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake) if name == "bwrap" else None)
     try:
-        with pytest.raises(SandboxUnavailableError, match="No permissions.*user namespaces"):
+        with pytest.raises(SandboxUnavailableError, match=r"No permissions.*user namespaces"):
             check_available()
     finally:
         shutil.rmtree(directory)
