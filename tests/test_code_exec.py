@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from synth.cli import main
 from synth.errors import VerifierError
 from synth.executors.local import run_local
 from synth.plan.prepare import prepare
 from synth.records import Lineage, Record
 from synth.sandbox import SandboxError
+from synth.sandbox import pool as sandbox_pool
 from synth.spec.file import load_spec
 from synth.testing.mock_openai import Behaviour, MockServer
 from synth.verify.chain import run_chain
@@ -21,6 +26,7 @@ from synth.verify.registry import build
 from tests.conftest import base_spec, write_spec
 from tests.test_code_task import fenced
 from tests.test_run import records
+from tests.test_sandbox import leftover_sandbox_processes
 from verifiers.code_exec import CodeExecVerifier
 from verifiers.mutants import mutants
 
@@ -251,3 +257,27 @@ async def test_a_local_run_accepts_working_code_and_rejects_the_rest(tmp_path: P
         "graphs": ("rejected", "tests_failed"),
         "strings": ("rejected", "tests_too_weak"),
     }
+
+
+def test_validate_refuses_a_code_exec_spec_where_bwrap_is_missing(tmp_path, monkeypatch, mock_llm):
+    spec = base_spec(mock_llm.url, task={"name": "code"}, templates=["code/function.j2"], verifiers=["code_exec"])
+    path = write_spec(tmp_path, spec)
+    monkeypatch.setattr(sandbox_pool, "_checked", {})
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "bwrap" else "/usr/bin/" + name)
+    refused = CliRunner().invoke(main, ["validate", str(path)])
+    assert refused.exit_code == 2
+    assert "verifiers[0]" in refused.output
+    assert "install the Debian package `bubblewrap`" in refused.output
+    spec["verifiers"] = [{"name": "code_exec", "sandbox": "none"}]
+    assert CliRunner().invoke(main, ["validate", str(write_spec(tmp_path, spec))]).exit_code == 0
+    assert mock_llm.request_bodies() == []  # nothing spent
+
+
+async def test_a_cancelled_verification_leaves_no_sandbox_running():
+    slow = record("import time\ntime.sleep(30)\n" + ADD)
+    task = asyncio.ensure_future(verifier().verify_batch([slow]))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert leftover_sandbox_processes() == []

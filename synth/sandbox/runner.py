@@ -178,11 +178,13 @@ class Runner:
         except TimeoutError:
             killed = True
         finally:
-            if not output.exited.done():  # before the reap: the group id cannot have been reused yet
-                _kill_group(transport.get_pid())
-            await _settle(output.exited, output.pipes_closed, channel.closed)
-            transport.close()
-            channel_transport.close()
+            try:
+                if not output.exited.done():  # before the reap: the group id cannot have been reused yet
+                    _kill_group(transport.get_pid())
+                await _settle(output.exited, output.pipes_closed, channel.closed)
+            finally:  # even when cancelled twice: close() also kills a still-running bwrap
+                transport.close()
+                channel_transport.close()
         ready, message = _authenticate(bytes(channel.data), nonce)
         return RunResult(
             ready=ready,
