@@ -468,6 +468,7 @@ def test_a_bwrap_that_cannot_make_namespaces_is_refused(monkeypatch):
 
 
 async def test_the_seccomp_filter_denies_ptrace_and_keyrings(sandbox):
+    pytest.importorskip("pyseccomp", reason="the optional seccomp filter needs pyseccomp (and libseccomp2)")
     code = (
         "import ctypes, os\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
