@@ -78,6 +78,7 @@ def _should_stop(stop: str, results: list[dict[str, Any]]) -> bool:
 def _run_variant(
     variant: dict[str, Any], job: dict[str, Any], workdir: str, private: tuple[int, ...], wake: int, isolated: bool
 ) -> dict[str, Any]:
+    """Runs one variant in a forked child and summarises its reports."""
     read_end, write_end = os.pipe()
     started = time.monotonic()
     pid = os.fork()
@@ -88,24 +89,25 @@ def _run_variant(
         finally:
             os._exit(70)
     os.close(write_end)
-    events, status, rusage, timed_out = _collect(pid, read_end, wake, started + job["limits"]["timeout_s"])
+    deadline = started + job["limits"]["timeout_s"]
+    events, status, rusage, timed_out = _collect(pid, read_end, wake, deadline, isolated)
     os.close(read_end)
     wall_s = time.monotonic() - started
-    _kill_others(pid, isolated)
     return _summary(variant["name"], job["expected"], events, status, rusage, timed_out, wall_s)
 
 
-def _collect(pid: int, fd: int, wake: int, deadline: float) -> tuple[list[Any], int, Any, bool]:
-    """The child's reports until it exits, or until the deadline kills it (and everything it started)."""
+def _collect(pid: int, fd: int, wake: int, deadline: float, isolated: bool) -> tuple[list[Any], int, Any, bool]:
+    """The child's reports until it exits or the deadline passes; then whatever it left running is killed, and
+    only then is the child reaped (so its pid, and its process group id, cannot be reused meanwhile)."""
     buffer = bytearray()
     open_fds = [fd, wake]
     while True:
-        done, status, rusage = os.wait4(pid, os.WNOHANG)
-        timed_out = not done and time.monotonic() >= deadline
-        if timed_out:
-            os.kill(pid, signal.SIGKILL)
+        exited = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        timed_out = not exited and time.monotonic() >= deadline
+        if exited or timed_out:
+            os.kill(pid, signal.SIGKILL)  # a zombie already: no effect
+            _kill_others(pid, isolated)
             _, status, rusage = os.wait4(pid, 0)
-        if done or timed_out:
             _read_into(fd, buffer)
             return _events(buffer), status, rusage, timed_out
         readable, _, _ = select.select(open_fds, [], [], max(0.0, min(deadline - time.monotonic(), 1.0)))
@@ -151,32 +153,19 @@ def _events(buffer: bytearray) -> list[Any]:
 
 def _kill_others(pid: int, isolated: bool) -> None:
     """Kills what the child left running. In the sandbox's pid namespace that is every process but this one
-    and bwrap's init: a daemon that double-forked and left the session goes too."""
+    and bwrap's init: a daemon that double-forked and left the session goes too. Unsandboxed, only the
+    child's process group can be found."""
     if not isolated:
-        _signal_group(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
         return
     for _ in range(200):
         with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)
-        _reap()
         if not _others():
             return
         time.sleep(0.005)
     raise RuntimeError("processes survived SIGKILL")
-
-
-def _signal_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    _reap()
-
-
-def _reap() -> None:
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
 
 
 def _others() -> list[int]:
