@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from synth.cli import main
+from synth.cli.distributed import wait_for
 from synth.errors import VerifierError
 from synth.executors.local import run_local
 from synth.plan.prepare import prepare
@@ -24,6 +25,7 @@ from synth.verify.chain import run_chain
 from synth.verify.protocol import VerifierContext
 from synth.verify.registry import build
 from tests.conftest import base_spec, write_spec
+from tests.distributed import run_locally, submit_spec
 from tests.test_code_task import fenced
 from tests.test_run import records
 from tests.test_sandbox import leftover_sandbox_processes
@@ -234,8 +236,8 @@ def test_mutants_respect_the_count():
 # --- end to end -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-async def test_a_local_run_accepts_working_code_and_rejects_the_rest(tmp_path: Path, mock_llm: MockServer):
+def code_spec(tmp_path: Path, mock_llm: MockServer) -> Path:
+    """Three code problems from the mock: one that works, one wrong, one with tests that test nothing."""
     spec = base_spec(
         mock_llm.url,
         task={"name": "code"},
@@ -243,20 +245,43 @@ async def test_a_local_run_accepts_working_code_and_rejects_the_rest(tmp_path: P
         topics={"algorithms": {"sorting": 1, "graphs": 1, "strings": 1}},
         params={"temperature": 0.2, "max_tokens": 1024, "seed": 3, "json_mode": "off"},
         verifiers=[{"name": "code_exec", **OPTIONS}],
+        batch_size=2,
     )
-    weak = "def test_add():\n    assert add(1, 2) == add(1, 2)"
+    wrong = "def add(a: int, b: int) -> int:\n    return a - b"
     mock_llm.when_prompt_contains('"sorting"', Behaviour(content=fenced()))
-    mock_llm.when_prompt_contains(
-        '"graphs"', Behaviour(content=fenced(solution="def add(a: int, b: int) -> int:\n    return a - b"))
-    )
-    mock_llm.when_prompt_contains('"strings"', Behaviour(content=fenced(tests=weak)))
-    await run_local(prepare(load_spec(write_spec(tmp_path, spec))), tmp_path / "out")
-    outcome = {row["lineage"]["category"][-1]: (row["status"], row["reason"]) for row in records(tmp_path / "out")}
-    assert outcome == {
-        "sorting": ("accepted", None),
-        "graphs": ("rejected", "tests_failed"),
-        "strings": ("rejected", "tests_too_weak"),
-    }
+    mock_llm.when_prompt_contains('"graphs"', Behaviour(content=fenced(solution=wrong)))
+    mock_llm.when_prompt_contains('"strings"', Behaviour(content=fenced(tests=WEAK_TESTS)))
+    return write_spec(tmp_path, spec)
+
+
+EXPECTED_OUTCOMES = {
+    "sorting": ("accepted", None),
+    "graphs": ("rejected", "tests_failed"),
+    "strings": ("rejected", "tests_too_weak"),
+}
+WEAK_TESTS = "def test_add():\n    assert add(1, 2) == add(1, 2)"
+
+
+def outcomes(out: Path) -> dict[str, tuple[str, str | None]]:
+    return {row["lineage"]["category"][-1]: (row["status"], row["reason"]) for row in records(out)}
+
+
+@pytest.mark.slow
+async def test_a_local_run_accepts_working_code_and_rejects_the_rest(tmp_path: Path, mock_llm: MockServer):
+    await run_local(prepare(load_spec(code_spec(tmp_path, mock_llm))), tmp_path / "out")
+    assert outcomes(tmp_path / "out") == EXPECTED_OUTCOMES
+
+
+@pytest.mark.slow
+def test_verify_workers_reach_the_same_verdicts_as_a_local_run(tmp_path: Path, mock_llm: MockServer, cluster):
+    spec = code_spec(tmp_path, mock_llm)
+    asyncio.run(run_locally(spec, tmp_path / "local"))
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "dist")
+    report = wait_for(conn, job)
+    assert (report.totals.items, report.totals.failed) == (3, 0)
+    assert outcomes(tmp_path / "dist") == outcomes(tmp_path / "local") == EXPECTED_OUTCOMES
 
 
 def test_validate_refuses_a_code_exec_spec_where_bwrap_is_missing(tmp_path, monkeypatch, mock_llm):
