@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
     LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 PIP_NO_CACHE_DIR=1
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.txt pyproject.toml README.md ./

@@ -157,6 +157,10 @@ async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verifi
         logger.error("verifier failed: batch=%s error=%s", batch.batch_id, exc)
         failed += _fail_all(batch, records, exc)
         records = []
+    unjudged = {r.lineage.item_id: r for r in records if r.verdicts and r.verdicts[-1].error}
+    if unjudged:  # a verifier could not judge these: their items fail (a rerun retries them), the rest stand
+        failed += [_unjudged(record, batch.batch_id) for record in unjudged.values()]
+        records = [r for r in records if r.lineage.item_id not in unjudged]
     write = stage.store.write_batch
     return await asyncio.to_thread(write, batch, records, failed, generated.usage, stage.job_id, stage.fingerprint)
 
@@ -261,6 +265,18 @@ def _usage(outcomes: Sequence[ItemOutcome]) -> StageUsage:
         prompt_tokens=sum(lin.usage.prompt_tokens for lin in fresh),
         completion_tokens=sum(lin.usage.completion_tokens for lin in fresh),
         cost_usd=sum(lin.usage.cost_usd for lin in fresh),
+    )
+
+
+def _unjudged(record: Record, batch_id: str) -> FailedItem:
+    verdict = record.verdicts[-1]
+    return FailedItem(
+        item_id=record.lineage.item_id,
+        batch_id=batch_id,
+        category=record.lineage.category,
+        template=record.lineage.template,
+        error_type=verdict.reason or "verifier_error",
+        error=f"{verdict.verifier}: {verdict.details.get('error', 'could not judge the sample')}",
     )
 
 

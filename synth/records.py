@@ -78,6 +78,9 @@ class Verdict(BaseModel):
     score: float | None = None
     reason: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     details: dict[str, Any] = Field(default_factory=dict)
+    error: bool = False
+    """The verifier could not judge this sample (a failure of ours, such as `sandbox_error`, never the sample's):
+    the item ends failed, counted apart from rejections, and a rerun tries it again."""
     usage: Usage | None = None
     """What the verifier's own model calls for this sample cost (None: it made none, or they were cached)."""
     changes: list[SampleChange] = Field(default_factory=list)

