@@ -73,13 +73,27 @@ def add_outcomes(table: Table, totals: Totals) -> None:
     table.add_row("failed", f"[red]{totals.failed:,}[/]" if totals.failed else "0")
     for error, count in totals.failed_by_error.most_common():
         table.add_row(f"  failed.{error}", f"{count:,}")
-    categories = sorted(totals.accepted_by_category.items())
+    categories = sorted(totals.by_category.items())
     if len(categories) > 1:  # what a thin category looks like: few accepted against its quota
-        table.add_row("accepted by category", "")
-        for category, count in categories[:MAX_CATEGORY_ROWS]:
-            table.add_row(f"  {category}", f"{count:,}")
+        table.add_row("by category (accepted / rejected / failed)", "")
+        for category, counts in categories[:MAX_CATEGORY_ROWS]:
+            top = counts.rejected_by_reason.most_common(1)
+            why = f"  (mostly {top[0][0]})" if top else ""
+            table.add_row(f"  {category}{why}", f"{counts.accepted:,} / {counts.rejected:,} / {counts.failed:,}")
         if len(categories) > MAX_CATEGORY_ROWS:
             table.add_row(f"  … {len(categories) - MAX_CATEGORY_ROWS:,} more", "")
+
+
+def add_spend(table: Table, totals: Totals) -> None:
+    """Generation and verification spend apart, and what one accepted sample cost."""
+    gen, ver = totals.generation, totals.verification
+    table.add_row("LLM calls (cached)", f"{gen.calls:,} ({gen.cached_calls:,})")
+    table.add_row("tokens in / out", f"{gen.prompt_tokens:,} / {gen.completion_tokens:,}")
+    table.add_row("cost: generation", f"${gen.cost_usd:.4f}")
+    if ver.calls:
+        table.add_row("cost: verification", f"${ver.cost_usd:.4f} ({ver.calls:,} calls)")
+    per_sample = totals.cost_per_accepted_usd
+    table.add_row("cost per accepted sample", f"${per_sample:.5f}" if per_sample is not None else "–")
 
 
 def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
@@ -88,9 +102,7 @@ def summary_table(totals: Totals, progress: RunProgress | None = None) -> Table:
     table.add_column(justify="right")
     table.add_row("items", f"{totals.items:,}")
     add_outcomes(table, totals)
-    table.add_row("LLM calls (cached)", f"{totals.calls:,} ({totals.cached_calls:,})")
-    table.add_row("tokens in / out", f"{totals.prompt_tokens:,} / {totals.completion_tokens:,}")
-    table.add_row("cost", f"${totals.cost_usd:.4f}")
+    add_spend(table, totals)
     if progress is not None:
         fresh = max(0, progress.generated - progress.resumed_items)
         table.add_row("wall time", f"{progress.elapsed_s:.1f} s")

@@ -12,7 +12,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from synth.cli.display import add_outcomes
+from synth.cli.display import add_outcomes, add_spend
 from synth.cli.exits import handles_errors
 from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
@@ -60,8 +60,7 @@ def report_table(report: JobReport) -> Table:
     for rq_id, error in list(report.failed_jobs.items())[:5]:
         table.add_row(f"  {rq_id[-32:]}", error, style="red")
     table.add_row("workers busy / all", f"{report.workers_busy} / {report.workers}")
-    table.add_row("tokens in / out", f"{totals.prompt_tokens:,} / {totals.completion_tokens:,}")
-    table.add_row("cost", f"${totals.cost_usd:.4f}")
+    add_spend(table, totals)
     table.add_row("output", str(job.out))
     if report.cancelled:
         table.add_row("state", "[yellow]cancelled[/]")
