@@ -28,7 +28,7 @@ from rq import Worker
 
 from synth.distributed import keys
 from synth.distributed.queue import QueuedJob, submit
-from synth.plan.prepare import prepare
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.store.run_store import RunStore
 from synth.testing.cluster import Cluster, RedisServer, kill_tree

@@ -5,7 +5,7 @@ The Python API, for notebooks and scripts (the `synth` command is a thin layer o
     import synth
 
     spec = synth.load_spec("configs/quickstart.yaml", overrides=["topics.python.quota=4"])
-    report = synth.plan(spec)                   # counts, example prompts, token and cost estimate; no calls
+    report = synth.plan(spec)                      # counts, example prompts, token and cost estimate; no calls
     totals = synth.run(spec, "runs/quickstart")  # generate + verify; rerun to resume
     for record in synth.read_records("runs/quickstart"):
         print(record.sample)
@@ -35,7 +35,7 @@ from synth.errors import (
 )
 
 if TYPE_CHECKING:
-    from synth.plan.report import PlanReport
+    from synth.planning.report import PlanReport
     from synth.records import FailedItem, Record
     from synth.spec.file import LoadedSpec
     from synth.store.run_store import RunStore
@@ -73,8 +73,8 @@ def plan(spec: LoadedSpec | str | Path) -> PlanReport:
     """What a run would do, with every free check done and no model call: counts per category and template,
     one rendered prompt per template, token and cost estimates."""
     from synth.llm import token_counter
-    from synth.plan.prepare import prepare
-    from synth.plan.report import plan_report
+    from synth.planning.prepare import prepare
+    from synth.planning.report import plan_report
 
     prepared = prepare(_loaded(spec))
     return plan_report(prepared, token_counter(prepared.spec.model))
@@ -83,7 +83,7 @@ def plan(spec: LoadedSpec | str | Path) -> PlanReport:
 async def arun(spec: LoadedSpec | str | Path, out: str | Path | None = None) -> Totals:
     """`run` for code that already has an event loop."""
     from synth.executors.local import run_local
-    from synth.plan.prepare import prepare
+    from synth.planning.prepare import prepare
 
     prepared = prepare(_loaded(spec))
     out_dir = Path(out) if out is not None else Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")

@@ -11,8 +11,8 @@ from typing import Any
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.llm import LLMClient, OutputMode, token_counter
-from synth.plan.expand import BatchRef, WorkItem
-from synth.plan.job import PreparedJob
+from synth.planning.expand import BatchRef, WorkItem
+from synth.planning.job import PreparedJob
 from synth.prompts import Template
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.spec.model import JobSpec

@@ -12,8 +12,8 @@ import redis
 
 from synth.distributed.queue import QueuedJob, generate_queue, submit
 from synth.executors.local import run_local
-from synth.plan.job import iter_batches
-from synth.plan.prepare import prepare
+from synth.planning.job import iter_batches
+from synth.planning.prepare import prepare
 from synth.records import record_id_for
 from synth.spec.file import load_spec
 

@@ -12,8 +12,8 @@ import pytest
 from synth.errors import ParseError
 from synth.executors.local import run_local
 from synth.llm import LLMClient
-from synth.plan.expand import WorkItem
-from synth.plan.prepare import prepare
+from synth.planning.expand import WorkItem
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec, validate_spec
 from synth.tasks import build_task
 from synth.tasks.backtranslation import BacktranslationTask, parse_translation

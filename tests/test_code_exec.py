@@ -15,7 +15,7 @@ from synth.cli import main
 from synth.cli.distributed import wait_for
 from synth.errors import VerifierError
 from synth.executors.local import run_local
-from synth.plan.prepare import prepare
+from synth.planning.prepare import prepare
 from synth.records import Lineage, Record
 from synth.sandbox import pool as sandbox_pool
 from synth.spec.file import load_spec

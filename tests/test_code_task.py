@@ -9,8 +9,8 @@ import pytest
 
 from synth.errors import ParseError, SpecError
 from synth.executors.local import run_local
-from synth.plan.expand import Leaf
-from synth.plan.prepare import prepare
+from synth.planning.expand import Leaf
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.tasks import build_task, task_class
 from synth.tasks.base import screen_output

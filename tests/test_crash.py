@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from synth.plan.expand import plan_batches, with_items
-from synth.plan.prepare import prepare
+from synth.planning.expand import plan_batches, with_items
+from synth.planning.prepare import prepare
 from synth.records import record_id_for
 from synth.spec.file import load_spec
 from synth.testing.mock_openai import Call, MockServer

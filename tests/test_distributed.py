@@ -19,8 +19,8 @@ from synth.distributed import keys
 from synth.distributed.connect import connect_async
 from synth.distributed.queue import batch_from_json, batch_to_json, load_job, reconcile
 from synth.llm.shared_limits import SharedLimits
-from synth.plan.expand import plan_batches, with_items
-from synth.plan.prepare import prepare
+from synth.planning.expand import plan_batches, with_items
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.testing.cluster import free_port
 from synth.testing.mock_openai import Behaviour

@@ -15,9 +15,9 @@ from synth.executors.local import run_local
 from synth.ids import sha256_text
 from synth.inputs.chunking import approx_tokens, chunk_document
 from synth.inputs.documents import Document
-from synth.plan.expand import WorkItem
-from synth.plan.job import PreparedJob, iter_batches
-from synth.plan.prepare import prepare
+from synth.planning.expand import WorkItem
+from synth.planning.job import PreparedJob, iter_batches
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.tasks import build_task
 from synth.tasks.base import Generation, Rejected, screen_output

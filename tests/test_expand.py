@@ -1,10 +1,10 @@
-"""synth/plan/expand.py: leaves, quotas from weights, deterministic item and batch ids, seeds and template turns."""
+"""synth/planning/expand.py: leaves, quotas from weights, deterministic item and batch ids, seeds and template turns."""
 
 from __future__ import annotations
 
 import pytest
 
-from synth.plan.expand import apportion, count_items, leaves, plan_batches, with_items, work_item
+from synth.planning.expand import apportion, count_items, leaves, plan_batches, with_items, work_item
 from synth.spec.file import validate_spec
 from tests.conftest import base_spec
 

@@ -21,7 +21,7 @@ from synth.llm import LLMClient, OutputMode, local, response_format
 from synth.llm.local import ChatRequest, LocalRequestError, load_model, resolve_gguf
 from synth.llm.serve import create_app, start
 from synth.llm.transport import import_litellm
-from synth.plan.prepare import prepare
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.spec.model import JobSpec
 from synth.store.run_store import RunStore

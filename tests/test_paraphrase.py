@@ -10,9 +10,9 @@ import pytest
 
 from synth.errors import ParseError, UserError
 from synth.executors.local import run_local
-from synth.plan.expand import WorkItem
-from synth.plan.job import iter_batches
-from synth.plan.prepare import prepare
+from synth.planning.expand import WorkItem
+from synth.planning.job import iter_batches
+from synth.planning.prepare import prepare
 from synth.records import record_id_for
 from synth.spec.file import load_spec
 from synth.tasks import build_task

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 
 import pytest
 
@@ -30,6 +32,14 @@ PUBLIC = [
 def test_the_public_api_is_pinned():
     assert sorted(synth.__all__) == PUBLIC
     assert all(hasattr(synth, name) for name in synth.__all__)
+
+
+def test_no_subpackage_shadows_a_public_function():
+    """Importing `synth.x.y` sets the attribute `synth.x`: a subpackage named like an API function replaces it."""
+    for module in pkgutil.walk_packages(synth.__path__, "synth."):
+        if not module.name.endswith("__main__"):  # running the CLI is not importing it
+            importlib.import_module(module.name)
+    assert all(callable(getattr(synth, name)) for name in ("run", "arun", "plan", "load_spec", "read_records"))
 
 
 def test_plan_validates_and_counts_without_calling_the_model(spec_file, mock_llm):

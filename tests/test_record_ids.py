@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.plan.job import iter_batches
-from synth.plan.prepare import prepare
+from synth.planning.job import iter_batches
+from synth.planning.prepare import prepare
 from synth.records import record_id_for
 from synth.spec.file import LoadedSpec, validate_spec
 

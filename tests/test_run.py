@@ -15,9 +15,9 @@ from click.testing import CliRunner, Result
 from synth.cli import main
 from synth.executors.local import run_local
 from synth.ids import canonical_json, sha256_text
-from synth.plan.expand import WorkItem, plan_batches, with_items
-from synth.plan.job import PreparedJob
-from synth.plan.prepare import prepare
+from synth.planning.expand import WorkItem, plan_batches, with_items
+from synth.planning.job import PreparedJob
+from synth.planning.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS
 from synth.records import record_id_for
 from synth.spec.file import load_spec

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from synth.executors.local import run_local
-from synth.plan.prepare import prepare
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 
 

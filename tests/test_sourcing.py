@@ -11,11 +11,11 @@ import pytest
 
 from synth.errors import SpecError, UserError
 from synth.inputs import rows as inputs_module
-from synth.plan.expand import leaves
-from synth.plan.job import iter_batches
-from synth.plan.prepare import prepare
-from synth.plan.report import plan_report
-from synth.plan.sourcing import template_for
+from synth.planning.expand import leaves
+from synth.planning.job import iter_batches
+from synth.planning.prepare import prepare
+from synth.planning.report import plan_report
+from synth.planning.sourcing import template_for
 from synth.spec.file import load_spec, validate_spec
 from synth.spec.model import as_topic
 from synth.testing.mock_openai import MockServer

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from synth.cli import main
 from synth.errors import SpecError, TemplateError, UserError
-from synth.plan.expand import leaves
-from synth.plan.prepare import prepare
+from synth.planning.expand import leaves
+from synth.planning.prepare import prepare
 from synth.spec.file import load_spec, validate_spec
 from synth.spec.model import JobSpec
 from tests.conftest import base_spec, write_spec

@@ -11,7 +11,7 @@ import pytest
 
 from synth.errors import UserError
 from synth.pipeline import GeneratedBatch, Verification, verify_batch
-from synth.plan.expand import BatchRef, plan_batches, with_items
+from synth.planning.expand import BatchRef, plan_batches, with_items
 from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.spec.file import validate_spec
 from synth.spec.model import JobSpec

@@ -19,8 +19,8 @@ from synth.cli import main
 from synth.errors import ParseError
 from synth.executors.local import run_local
 from synth.llm import OutputMode, output_mode, response_format
-from synth.plan.job import PreparedJob
-from synth.plan.prepare import prepare
+from synth.planning.job import PreparedJob
+from synth.planning.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
 from synth.spec.file import load_spec, validate_spec
 from synth.spec.model import TopicExpansionSettings

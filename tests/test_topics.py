@@ -17,8 +17,8 @@ from synth.cli import main
 from synth.cli.distributed import wait_for
 from synth.distributed.queue import submit
 from synth.errors import ModelError, SpecError, TemplateError, UserError
-from synth.plan.expand import count_items
-from synth.plan.prepare import prepare
+from synth.planning.expand import count_items
+from synth.planning.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
 from synth.spec.file import load_spec, validate_spec
 from synth.spec.model import JobSpec, TopicExpansionSettings

@@ -23,7 +23,7 @@ from synth.llm import LLMClient
 from synth.llm.config import ModelConfig
 from synth.llm.shared_limits import SharedLimits
 from synth.pipeline import GeneratedBatch, JobContext, Verification, generate_batch, verify_batch
-from synth.plan.expand import BatchRef
+from synth.planning.expand import BatchRef
 from synth.state.redis import RedisState
 from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore

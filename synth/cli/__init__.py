@@ -29,9 +29,9 @@ from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_err
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.distributed.queue import JOB_FILE
-from synth.plan.job import PreparedJob
-from synth.plan.prepare import prepare
-from synth.plan.report import plan_report
+from synth.planning.job import PreparedJob
+from synth.planning.prepare import prepare
+from synth.planning.report import plan_report
 from synth.spec.file import load_spec
 from synth.spec.model import json_schema
 from synth.store.run_store import RunStore

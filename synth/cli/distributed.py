@@ -18,7 +18,7 @@ from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
 from synth.distributed.status import JobReport, job_report
 from synth.executors.local import RunObserver, RunProgress
-from synth.plan.job import PreparedJob
+from synth.planning.job import PreparedJob
 from synth.store.run_store import RunStore
 
 RECONCILE_EVERY_S = 30.0

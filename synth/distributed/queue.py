@@ -26,9 +26,9 @@ from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.errors import UserError
-from synth.plan.expand import BatchRef, Leaf, WorkItem
-from synth.plan.job import PreparedJob, iter_batches
-from synth.plan.prepare import prepare
+from synth.planning.expand import BatchRef, Leaf, WorkItem
+from synth.planning.job import PreparedJob, iter_batches
+from synth.planning.prepare import prepare
 from synth.prompts import PromptLibrary
 from synth.spec.file import LoadedSpec
 from synth.spec.model import JobSpec

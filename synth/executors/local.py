@@ -19,8 +19,8 @@ from typing import Protocol
 from synth.errors import ModelError
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
-from synth.plan.expand import BatchRef
-from synth.plan.job import PreparedJob, iter_batches
+from synth.planning.expand import BatchRef
+from synth.planning.job import PreparedJob, iter_batches
 from synth.state.local import LocalState
 from synth.store.run_store import RunStore
 from synth.store.totals import Totals

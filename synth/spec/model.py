@@ -274,7 +274,7 @@ class JobSpec(StrictModel):
     def topic_roots(self) -> dict[str, TopicNode]:
         """The topic tree's top level. A spec with `topics.expand` has none until `prepare` grows it."""
         if isinstance(self.topics, TopicExpansion):
-            raise UserError("topics.expand is not grown yet: prepare the job (synth.plan.prepare.prepare) first")
+            raise UserError("topics.expand is not grown yet: prepare the job (synth.planning.prepare.prepare) first")
         return {name: as_topic(node) for name, node in self.topics.items()}
 
     @cached_property

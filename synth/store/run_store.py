@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from synth import __version__
 from synth.errors import UserError
-from synth.plan.expand import BatchRef
+from synth.planning.expand import BatchRef
 from synth.records import FailedItem, Record
 from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic

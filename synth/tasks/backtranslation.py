@@ -21,7 +21,7 @@ from synth.errors import ParseError
 from synth.ids import stable_hash
 from synth.inputs.rows import InputRow, Unit, row_unit
 from synth.llm import LLMClient
-from synth.plan.expand import WorkItem
+from synth.planning.expand import WorkItem
 from synth.prompts import Template
 from synth.tasks.base import (
     FENCE,

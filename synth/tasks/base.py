@@ -14,7 +14,7 @@ from synth.errors import ParseError
 from synth.ids import canonical_json, sha256_text
 from synth.inputs.rows import InputRow, Unit, row_unit
 from synth.llm import Completion, LLMClient
-from synth.plan.expand import WorkItem
+from synth.planning.expand import WorkItem
 from synth.prompts import Message, Template
 
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from synth.errors import ParseError
 from synth.ids import stable_hash
 from synth.inputs.rows import InputRow, Unit, row_unit
-from synth.plan.expand import WorkItem
+from synth.planning.expand import WorkItem
 from synth.tasks.base import (
     Generation,
     OptionsOf,

@@ -13,7 +13,7 @@ from synth.inputs.chunking import Chunk, TokenCounter, approx_tokens, chunk_docu
 from synth.inputs.documents import Document
 from synth.inputs.rows import Unit
 from synth.llm import token_counter
-from synth.plan.expand import WorkItem
+from synth.planning.expand import WorkItem
 from synth.tasks.base import Generation, OptionsOf, Rejected, Task, TaskOptions, extract_json, validate_samples
 from synth.tasks.doc_qa.evidence import locate
 from synth.tasks.doc_qa.long_context import ContextAssembler, ContextWindow

@@ -16,7 +16,7 @@ from typing import TypeVar
 from synth.errors import UserError
 from synth.ids import derive_seed, stable_hash
 from synth.inputs.rows import READERS, Unit
-from synth.plan.expand import BatchRef, Leaf, WorkItem, batch_id_for, item_vars
+from synth.planning.expand import BatchRef, Leaf, WorkItem, batch_id_for, item_vars
 from synth.spec.model import JobSpec
 from synth.tasks import Task
 

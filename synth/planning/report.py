@@ -7,7 +7,7 @@ from typing import Any
 
 from synth.llm.output import OutputMode, schema_name
 from synth.llm.pricing import Pricing, model_info
-from synth.plan.job import PreparedJob
+from synth.planning.job import PreparedJob
 
 
 @dataclass(frozen=True)

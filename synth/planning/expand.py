@@ -1,6 +1,6 @@
 """Topic tree × templates × quotas → batches of work items with deterministic ids. Pure: no I/O.
 
-Leaves with `inputs` (sourced leaves) get their items from their inputs instead: see `synth.plan.sourcing`.
+Leaves with `inputs` (sourced leaves) get their items from their inputs instead: see `synth.planning.sourcing`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Leaf:
     """A category to fill: its path, how many items, and the variables its templates see.
 
     A sourced leaf has `inputs` (an InputRef as a plain mapping, so a Leaf stays JSON-friendly); its quota is
-    its count of units once `synth.plan.prepare.prepare` has counted them (0 before), and `max_units` the spec's cap.
+    its count of units once `prepare` has counted them (0 before), and `max_units` the spec's cap.
     """
 
     path: tuple[str, ...]
@@ -134,7 +134,7 @@ def apportion(total: int, weights: Mapping[tuple[str, ...], float]) -> dict[tupl
 def plan_batches(spec: JobSpec, batch_size: int) -> Iterator[BatchRef]:
     """The batches of every topic leaf, lazily; items are built only when a batch is asked for them.
 
-    Sourced leaves have no batches here (their units come from files): `synth.plan.sourcing.iter_batches` serves both.
+    Sourced leaves have no batches here (their units come from files): `synth.planning.job.iter_batches` serves both.
     """
     for leaf in leaves(spec):
         yield from leaf_batches(spec, leaf, batch_size)
@@ -178,5 +178,5 @@ def item_vars(leaf: Leaf, index: int, seed: int) -> dict[str, Any]:
 
 
 def count_items(spec: JobSpec) -> int:
-    """Items of the topic leaves; sourced leaves are counted by `synth.plan.prepare.prepare` (it reads their inputs)."""
+    """Items of the topic leaves; sourced leaves are counted by `prepare` (it reads their inputs)."""
     return sum(leaf.quota for leaf in leaves(spec))

@@ -9,9 +9,9 @@ from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
 from synth.ids import stable_hash
-from synth.plan.expand import Leaf, leaves
-from synth.plan.job import PreparedJob
-from synth.plan.sourcing import SourceSummary, summarize
+from synth.planning.expand import Leaf, leaves
+from synth.planning.job import PreparedJob
+from synth.planning.sourcing import SourceSummary, summarize
 from synth.prompts import PromptLibrary
 from synth.spec.file import LoadedSpec, Path_
 from synth.tasks import TASKS, Task, build_task

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from synth.llm.output import OutputMode, output_mode
-from synth.plan.expand import BatchRef, Leaf, leaf_batches, with_items, work_item
-from synth.plan.sourcing import SourceSummary, sourced_batches, sourced_item
+from synth.planning.expand import BatchRef, Leaf, leaf_batches, with_items, work_item
+from synth.planning.sourcing import SourceSummary, sourced_batches, sourced_item
 from synth.prompts import Template
 from synth.spec.model import JobSpec
 from synth.tasks import Task
