@@ -1,13 +1,14 @@
-"""Rejects samples a reader would throw away on sight: echoes, template debris, refusals, word salad, the wrong
-language, broken code fences. Fast and model-free: regular expressions and word counts, thousands of records a second.
+"""Rejects samples a reader throws away on sight: an answer that repeats its prompt, prompt scaffolding left in the
+text, talk about the prompt instead of an answer, refusals, word salad, the wrong language, broken code fences.
 
-Each task kind says which sample fields are the prompt side (what was asked) and which the answer side (what was
-written), so "the answer repeats the question" means the same thing for every kind (see `ROLES`).
+Fast and model-free (regular expressions and word counts). Each task kind says which sample fields are the prompt
+side and which the answer side (`ROLES`), so "the answer repeats the question" means the same for every kind.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
@@ -26,37 +27,41 @@ from verifiers.text import (
     sample_text,
     script_share,
     stopword_language,
+    without_code_blocks,
     words,
 )
 
-EchoMode = Literal["overlap", "contains", "exact"]
+EchoMode = Literal["overlap", "starts", "exact"]
+Finding = tuple[str, dict[str, Any]]
+"""A rejection reason and what matched."""
 
 
 @dataclass(frozen=True)
 class Roles:
     """Which fields of one task's samples play which part."""
 
-    prompt: tuple[str, ...]
-    """What was asked: the answer must not repeat it."""
+    prompt: tuple[tuple[str, EchoMode], ...]
+    """What was asked, and how closely the answer may not follow it. exact: a normalised copy; starts: also an
+    answer that opens with the prompt or holds a long one; overlap: also an answer made of the prompt's words."""
     answer: tuple[str, ...]
-    """What was written in reply to it."""
+    """What was written in reply."""
     prose: tuple[str, ...]
-    """Model-written natural language: every check but the echo runs on each of these fields."""
-    code: tuple[str, ...] = ()
-    """Model-written code: only chat-role tags and code fences are checked."""
-    echo: EchoMode = "overlap"
-    """overlap: exact, containment or word overlap; contains: no overlap (code and prose share few words);
-    exact: only a normalised copy (a paraphrase or translation is meant to share most words with its source)."""
-    min_distinct_words: int = 3
+    """Model-written natural language: every check runs on these."""
+    raw: tuple[str, ...] = ()
+    """Other model-written text (code, a pivot translation): only chat-role tags and code fences are checked."""
+    min_distinct_words: int = 2
+    """Fewest distinct words in an answer field that is prose."""
 
 
 ROLES: dict[str, Roles] = {
-    "instructions": Roles(("instruction", "input"), ("output",), ("instruction", "output")),
-    "code": Roles(("problem",), ("solution",), ("problem",), ("solution", "tests"), echo="contains"),
-    "doc_qa": Roles(("question",), ("answer",), ("question", "answer"), min_distinct_words=1),
-    "paraphrase": Roles(("source",), ("paraphrase",), ("paraphrase",), echo="exact", min_distinct_words=2),
+    "instructions": Roles(
+        (("instruction", "overlap"), ("input", "exact")), ("output",), ("instruction", "input", "output")
+    ),
+    "code": Roles((("problem", "starts"),), ("solution",), ("problem",), ("solution", "tests")),
+    "doc_qa": Roles((("question", "overlap"),), ("answer",), ("question", "answer"), min_distinct_words=1),
+    "paraphrase": Roles((("source", "exact"),), ("paraphrase",), ("paraphrase",)),
     "backtranslation": Roles(
-        ("source_text",), ("pivot_text",), ("back_translation",), echo="exact", min_distinct_words=1
+        (("source_text", "exact"),), ("pivot_text",), ("back_translation",), ("pivot_text",), min_distinct_words=1
     ),
 }
 
@@ -64,16 +69,24 @@ ROLE_TAG = re.compile(
     r"<\|[a-z_]{2,30}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|</?s>|^[ \t]*(?:system|user|assistant)[ \t]*$",
     re.I | re.M,
 )
-TEMPLATE_DEBRIS = re.compile(
+_LABEL = r"(?:example|original(?: task| text| instructions?)?|instructions?|input|output|response|usage|task)"
+SCAFFOLDING = re.compile(
     r"\{\{.{0,80}?\}\}|\{%.{0,80}?%\}"  # unrendered Jinja
-    r"|^[ \t#*>-]*#{2,}[ \t]*(?:instructions?|input|output|response|answer|question)\b"  # ### Instruction
-    r"|^[ \t*>-]*(?:instructions?|input|output|response)[ \t*]*:"  # a label starting a line
-    r"|\bInstructions?:|\bVariation \d+\b"  # a label, or a few-shot counter, inside a line
-    r"|\A[ \t*]*(?:example|original task|task)[ \t*]*\d*[ \t*]*:[ \t]*$",  # a field that opens on a bare label
+    r"|^[ \t]*#{2,}[ \t]*(?:instructions?|input|output|response)\b"  # "### Instruction" headings
+    r"|^[ \t*>-]*(?:instructions?|input|output|response)[ \t*]*:"  # a sample's label opening a line
+    r"|\b(?:original )?instructions?:|\boriginal (?:task|text):|\bvariation \d+\b"  # ...or inside one
+    # a bare label ("Example:", "Original task:") as the text's first or last line
+    rf"|\A[ \t*]*{_LABEL}[ \t*]*\d*[ \t*]*:[ \t]*$|^[ \t*]*{_LABEL}[ \t*]*\d*[ \t*]*:[ \t]*\Z",
     re.I | re.M,
 )
+PROMPT_TALK = re.compile(
+    r"\b(?:original|previous) (?:task|instructions?|prompt)\b"
+    r"|\bvariation of (?:the|your|this) (?:original|previous|above|given|same) (?:one|task|instructions?|example)\b"
+    r"|\b(?:this|the) (?:task|instruction) (?:is|was) (?:a|about a) variation\b",
+    re.I,
+)
 REFUSAL = re.compile(
-    r"\bas an? (?:ai|artificial intelligence)(?: (?:language )?(?:model|assistant|chatbot))?\b(?=[\s,.;])"
+    r"\bas an? (?:ai|artificial intelligence)(?: (?:language )?(?:model|assistant|chatbot))?(?=[\s,.;])(?! researcher)"
     r"|\bi(?:'m| am) (?:just |only )?(?:an ai|a language model|an artificial intelligence)\b"
     r"|\bi(?:'m| am) sorry,? but i (?:can(?:'|no)?t|am unable|'m unable|won't)\b"
     r"|\bi (?:can(?:'|no)?t|cannot|am unable to|'m unable to|am not able to|'m not able to|won't) (?:help|assist|"
@@ -84,25 +97,26 @@ REFUSAL = re.compile(
     re.I,
 )
 FENCE_LINE = re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M)
-TOO_MANY_WORDS_TO_REPEAT = 20  # from this many words on, a text must also use enough distinct ones
+MIN_WORDS_FOR_REPEATS = 20  # shorter texts repeat a phrase by chance
+REPEAT_NGRAM = 4  # a text "repeats itself" in the words covered by 4-grams it uses twice or more
 
 
 class QualityOptions(VerifierOptions):
-    echo: bool = Field(True, description="Reject an answer that repeats its prompt: `echoes_prompt`.")
-    echo_overlap: float = Field(
-        0.85, gt=0, le=1, description="Share of the answer's words found in the prompt from which it is an echo."
-    )
-    echo_min_words: int = Field(4, ge=1, description="Shorter prompts and answers are compared only for equality.")
-    template_leftover: bool = Field(True, description="Reject chat-role tags, prompt labels, unrendered Jinja.")
+    echoes_prompt: bool = Field(True, description="Reject an answer that repeats its prompt.")
+    echo_overlap: float = Field(0.85, gt=0, le=1, description="Share of the answer's words found in the prompt.")
+    echo_min_words: int = Field(4, ge=1, description="Prompts and answers shorter than this: equality only.")
+    echo_contains_min_words: int = Field(8, ge=1, description="A prompt this long is an echo anywhere in the answer.")
+    template_leftover: bool = Field(True, description="Reject chat-role tags, sample labels, unrendered Jinja.")
+    talks_about_prompt: bool = Field(True, description="Reject text about 'the original task', 'variation of'...")
     refusal: bool = Field(True, description="Reject refusals and AI boilerplate.")
-    low_diversity: bool = Field(True, description="Reject too few distinct words.")
-    min_distinct_words: int | None = Field(None, ge=1, description="Default: the task's (1 for doc_qa answers).")
-    min_distinct_ratio: float = Field(0.3, ge=0, le=1, description="Distinct/total words, for texts of 20+ words.")
-    fences: bool = Field(True, description="Reject an odd number of ``` fence lines: `unbalanced_fences`.")
+    low_diversity: bool = Field(True, description="Reject too few distinct words, or text that repeats itself.")
+    min_distinct_words: int | None = Field(None, ge=1, description="Default: the task's (2; 1 for short answers).")
+    max_repeated_share: float = Field(0.3, gt=0, le=1, description="Share of words inside repeated 4-grams.")
+    unbalanced_fences: bool = Field(True, description="Reject an odd number of ``` fence lines.")
     language: str | None = Field(None, description="ISO 639-1 code or English name; unset: any language.")
     min_script_share: float = Field(0.5, gt=0, le=1, description="Least share of letters in the language's script.")
-    prompt_fields: list[str] | None = Field(None, description="Override the task's prompt-side fields.")
-    answer_fields: list[str] | None = Field(None, description="Override the task's answer-side fields.")
+    prompt_fields: list[str] | None = Field(None, description="Prompt-side fields instead of the task's.")
+    answer_fields: list[str] | None = Field(None, description="Answer-side fields instead of the task's.")
 
     @field_validator("language")
     @classmethod
@@ -115,10 +129,6 @@ class QualityOptions(VerifierOptions):
         return code
 
 
-Finding = tuple[str, dict[str, Any]]
-"""A rejection reason and what matched."""
-
-
 class QualityVerifier:
     name: ClassVar[str] = "quality"
     version: ClassVar[str] = "1"
@@ -126,55 +136,71 @@ class QualityVerifier:
 
     def __init__(self, options: QualityOptions, context: VerifierContext) -> None:
         self.options = options
-        self.default_roles = Roles((), context.text_fields, context.text_fields)
+        fallback = Roles((), context.text_fields, context.text_fields)  # a task this module does not know
+        self.roles = {task: self._overridden(roles) for task, roles in {**ROLES, "": fallback}.items()}
+
+    def _overridden(self, roles: Roles) -> Roles:
+        o = self.options
+        overlap: EchoMode = "overlap"
+        prompt = tuple((f, overlap) for f in o.prompt_fields) if o.prompt_fields is not None else roles.prompt
+        answer = tuple(o.answer_fields) if o.answer_fields is not None else roles.answer
+        return replace(roles, prompt=prompt, answer=answer)
 
     async def verify_batch(self, records: Sequence[Record]) -> list[Verdict]:
         return [self.check(record.task, record.sample) for record in records]
 
     def check(self, task: str, sample: dict[str, Any]) -> Verdict:
-        """The verdict on one sample of a `task` kind: the first finding rejects it."""
-        finding = next((f for f in self._findings(sample, self.roles(task)) if f is not None), None)
+        """The verdict on one sample of a `task` kind: its first finding rejects it."""
+        roles = self.roles.get(task, self.roles[""])
+        finding = next((f for f in self._findings(sample, roles) if f is not None), None)
         if finding is None:
             return Verdict(verifier=self.name, version=self.version, passed=True)
-        reason, details = finding
-        return Verdict(verifier=self.name, version=self.version, passed=False, reason=reason, details=details)
-
-    def roles(self, task: str) -> Roles:
-        roles, o = ROLES.get(task, self.default_roles), self.options
-        answer = tuple(o.answer_fields) if o.answer_fields is not None else roles.answer
-        prompt = tuple(o.prompt_fields) if o.prompt_fields is not None else roles.prompt
-        return replace(roles, prompt=prompt, answer=answer)
+        return Verdict(verifier=self.name, version=self.version, passed=False, reason=finding[0], details=finding[1])
 
     def _findings(self, sample: dict[str, Any], roles: Roles) -> Iterator[Finding | None]:
         """Each check in turn, lazily: the caller stops at the first finding."""
         o = self.options
-        for field in (*roles.prose, *roles.code):
+        for field in (*roles.prose, *roles.raw):
             text = sample.get(field)
             if not isinstance(text, str) or not text.strip():
                 continue
-            is_prose = field in roles.prose
             if o.template_leftover:
-                yield _match("template_leftover", field, text, ROLE_TAG, TEMPLATE_DEBRIS if is_prose else None)
-            if o.refusal and is_prose:
-                yield _match("refusal", field, text, REFUSAL)
-            if o.fences:
+                yield _match("template_leftover", field, text, ROLE_TAG)
+            if o.unbalanced_fences:
                 yield _fences(field, text)
-            if is_prose and o.low_diversity:
-                yield self._diversity(field, words(text), roles)
-            if is_prose and o.language is not None:
-                yield self._language(field, text, o.language)
-        if o.echo:
-            yield self._echo(sample_text(sample, roles.prompt), sample_text(sample, roles.answer), roles.echo)
+            if field in roles.prose:
+                yield from self._prose_findings(field, text, field in roles.answer, roles)
+        if o.echoes_prompt:
+            answer = normalize(sample_text(sample, roles.answer))
+            for field, mode in roles.prompt:
+                yield self._echo(field, normalize(sample_text(sample, (field,))), answer, mode)
 
-    def _diversity(self, field: str, tokens: list[str], roles: Roles) -> Finding | None:
+    def _prose_findings(self, field: str, text: str, is_answer: bool, roles: Roles) -> Iterator[Finding | None]:
+        """The checks of natural language, on the text outside its code blocks (code may say `{{ x }}`)."""
+        o, prose = self.options, without_code_blocks(text)
+        if o.template_leftover:
+            yield _match("template_leftover", field, prose, SCAFFOLDING)
+        if o.talks_about_prompt:
+            yield _match("talks_about_prompt", field, prose, PROMPT_TALK)
+        if o.refusal:
+            yield _match("refusal", field, prose, REFUSAL)
+        if o.low_diversity:
+            least = o.min_distinct_words or roles.min_distinct_words
+            yield self._diversity(field, words(text), words(prose), least if is_answer else 1)
+        if o.language:
+            yield self._language(field, prose, o.language)
+
+    def _diversity(self, field: str, tokens: list[str], prose: list[str], least: int) -> Finding | None:
         distinct = len(set(tokens))
-        least = self.options.min_distinct_words or roles.min_distinct_words
-        if field in roles.answer and distinct < least:
+        if distinct < least:
             return "low_diversity", {"field": field, "distinct_words": distinct, "min_distinct_words": least}
-        ratio = distinct / len(tokens) if tokens else 1.0
-        if len(tokens) >= TOO_MANY_WORDS_TO_REPEAT and ratio < self.options.min_distinct_ratio:
-            return "low_diversity", {"field": field, "distinct_ratio": round(ratio, 3), "words": len(tokens)}
-        return None
+        tokens = prose
+        if len(tokens) < MIN_WORDS_FOR_REPEATS:
+            return None
+        share = repeated_share(tokens, REPEAT_NGRAM)
+        if share <= self.options.max_repeated_share:
+            return None
+        return "low_diversity", {"field": field, "repeated_share": round(share, 3), "words": len(tokens)}
 
     def _language(self, field: str, text: str, language: str) -> Finding | None:
         share, letters = script_share(text, LANGUAGE_SCRIPTS[language])
@@ -188,33 +214,40 @@ class QualityVerifier:
             return None
         return "wrong_language", {"field": field, "expected": language, "detected": detected, "stopwords": hits}
 
-    def _echo(self, prompt: str, answer: str, mode: EchoMode) -> Finding | None:
-        p, a = normalize(prompt), normalize(answer)
-        if not p or not a:
+    def _echo(self, field: str, prompt: str, answer: str, mode: EchoMode) -> Finding | None:
+        if not prompt or not answer:
             return None
-        if a == p:
-            return "echoes_prompt", {"match": "exact"}
-        p_words, a_words = p.split(), a.split()
-        least = self.options.echo_min_words
-        if mode == "exact" or len(p_words) < least:
+        if answer == prompt:
+            return "echoes_prompt", {"field": field, "match": "exact"}
+        p_words, a_words, o = prompt.split(), answer.split(), self.options
+        if mode == "exact" or len(p_words) < o.echo_min_words:
             return None
-        if f" {p} " in f" {a} ":
-            return "echoes_prompt", {"match": "contains", "prompt_words": len(p_words), "answer_words": len(a_words)}
-        if mode == "contains" or len(a_words) < least:
+        padded = f" {answer} "
+        if padded.startswith(f" {prompt} ") or (len(p_words) >= o.echo_contains_min_words and f" {prompt} " in padded):
+            return "echoes_prompt", {"field": field, "match": "contains", "prompt_words": len(p_words)}
+        if mode == "starts" or len(a_words) < o.echo_min_words:
             return None
         vocabulary = set(p_words)
         overlap = sum(1 for w in a_words if w in vocabulary) / len(a_words)
-        if overlap < self.options.echo_overlap:
+        if overlap < o.echo_overlap:
             return None
-        return "echoes_prompt", {"match": "overlap", "overlap": round(overlap, 3)}
+        return "echoes_prompt", {"field": field, "match": "overlap", "overlap": round(overlap, 3)}
 
 
-def _match(reason: str, field: str, text: str, *patterns: re.Pattern[str] | None) -> Finding | None:
-    for pattern in patterns:
-        found = pattern.search(text) if pattern is not None else None
-        if found:
-            return reason, {"field": field, "match": found.group(0).strip()[:60]}
-    return None
+def repeated_share(tokens: Sequence[str], n: int) -> float:
+    """The share of words that sit inside an n-gram the text uses more than once."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    counts = Counter(grams)
+    covered: set[int] = set()
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered.update(range(i, i + n))
+    return len(covered) / len(tokens) if tokens else 0.0
+
+
+def _match(reason: str, field: str, text: str, pattern: re.Pattern[str]) -> Finding | None:
+    found = pattern.search(text)
+    return (reason, {"field": field, "match": found.group(0).strip()[:60]}) if found else None
 
 
 def _fences(field: str, text: str) -> Finding | None:

@@ -9,6 +9,10 @@ from typing import Any
 
 _PUNCT_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+# Scripts written without spaces between words: each character counts as a word.
+_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
+_CODE_BLOCK = re.compile(r"^[ \t]{0,3}(```|~~~).*?^[ \t]{0,3}\1[^\n]*$", re.M | re.S)
 
 # Unicode blocks per writing system: enough to tell which script a text is written in.
 SCRIPTS: dict[str, str] = {
@@ -77,9 +81,14 @@ def normalize(text: str) -> str:
     return _PUNCT_SPACE.sub(" ", folded).strip()
 
 
+def without_code_blocks(text: str) -> str:
+    """The text with its fenced code blocks taken out: what is left is prose."""
+    return _CODE_BLOCK.sub(" ", text)
+
+
 def words(text: str) -> list[str]:
-    """The words of a text as `normalize` leaves them."""
-    return normalize(text).split()
+    """The words of a text as `normalize` leaves them; in Chinese, Japanese and Thai, each character."""
+    return _WORD.findall(normalize(text))
 
 
 def language_code(name: str) -> str | None:
