@@ -82,7 +82,7 @@ SCAFFOLDING = re.compile(
 PROMPT_TALK = re.compile(
     r"\b(?:original|previous) (?:task|instructions?|prompt)\b"
     r"|\bvariation of (?:the|your|this) (?:original|previous|above|given|same) (?:one|task|instructions?|example)\b"
-    r"|\b(?:this|the) (?:task|instruction) (?:is|was) (?:a|about a) variation\b",
+    r"|\b(?:this|the) (?:task|instruction) (?:is|was) (?:a|about a) variation\b|\bin this variation\b",
     re.I,
 )
 REFUSAL = re.compile(
@@ -98,6 +98,7 @@ REFUSAL = re.compile(
 )
 FENCE_LINE = re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M)
 MIN_WORDS_FOR_REPEATS = 20  # shorter texts repeat a phrase by chance
+STEM_SUFFIXES = ("ing", "ed", "es", "s", "e")
 REPEAT_NGRAM = 4  # a text "repeats itself" in the words covered by 4-grams it uses twice or more
 
 
@@ -111,7 +112,7 @@ class QualityOptions(VerifierOptions):
     refusal: bool = Field(True, description="Reject refusals and AI boilerplate.")
     low_diversity: bool = Field(True, description="Reject too few distinct words, or text that repeats itself.")
     min_distinct_words: int | None = Field(None, ge=1, description="Default: the task's (2; 1 for short answers).")
-    max_repeated_share: float = Field(0.3, gt=0, le=1, description="Share of words inside repeated 4-grams.")
+    max_repeated_share: float = Field(0.5, gt=0, le=1, description="Share of words inside repeated 4-grams.")
     unbalanced_fences: bool = Field(True, description="Reject an odd number of ``` fence lines.")
     language: str | None = Field(None, description="ISO 639-1 code or English name; unset: any language.")
     min_script_share: float = Field(0.5, gt=0, le=1, description="Least share of letters in the language's script.")
@@ -227,11 +228,19 @@ class QualityVerifier:
             return "echoes_prompt", {"field": field, "match": "contains", "prompt_words": len(p_words)}
         if mode == "starts" or len(a_words) < o.echo_min_words:
             return None
-        vocabulary = set(p_words)
-        overlap = sum(1 for w in a_words if w in vocabulary) / len(a_words)
+        vocabulary = {stem(w) for w in p_words}
+        overlap = sum(1 for w in a_words if stem(w) in vocabulary) / len(a_words)
         if overlap < o.echo_overlap:
             return None
         return "echoes_prompt", {"field": field, "match": "overlap", "overlap": round(overlap, 3)}
+
+
+def stem(word: str) -> str:
+    """A crude English stem, enough for 'bake', 'baked' and 'baking' to count as one word when comparing texts."""
+    for suffix in STEM_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 def repeated_share(tokens: Sequence[str], n: int) -> float:
