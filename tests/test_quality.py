@@ -165,10 +165,20 @@ async def test_echoes_prompt_in_instructions(context, sample, expected):
             "code",
             {
                 "problem": "Write a function add(a, b) that returns the sum of a and b.",
-                "solution": "# Write a function add(a, b) that returns the sum of a and b.\ndef add(a, b):\n    ...",
+                "solution": "Write a function `add(a, b)` that returns the sum of a and b",
                 "tests": "assert add(1, 2) == 3",
             },
-            (False, "echoes_prompt", {"field": "problem", "match": "contains", "prompt_words": 14}),
+            (False, "echoes_prompt", {"field": "problem", "match": "exact"}),
+        ),
+        (
+            "code",
+            {
+                "problem": "Write a function add(a, b) that returns the sum of a and b.",
+                "solution": 'def add(a, b):\n    """Write a function add(a, b) that returns the sum of a and b."""\n'
+                "    return a + b",
+                "tests": "assert add(1, 2) == 3",
+            },
+            PASS,
         ),
         (
             "code",
@@ -188,7 +198,8 @@ async def test_echoes_prompt_in_instructions(context, sample, expected):
         "paraphrase_close_but_new",
         "backtranslation_untranslated_pivot",
         "backtranslation_perfect_round_trip",
-        "code_solution_restates_problem",
+        "code_solution_is_the_problem",
+        "code_docstring_restates_problem",
         "code_clean",
     ],
 )

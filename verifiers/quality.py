@@ -31,7 +31,7 @@ from verifiers.text import (
     words,
 )
 
-EchoMode = Literal["overlap", "starts", "exact"]
+EchoMode = Literal["overlap", "exact"]
 Finding = tuple[str, dict[str, Any]]
 """A rejection reason and what matched."""
 
@@ -41,8 +41,8 @@ class Roles:
     """Which fields of one task's samples play which part."""
 
     prompt: tuple[tuple[str, EchoMode], ...]
-    """What was asked, and how closely the answer may not follow it. exact: a normalised copy; starts: also an
-    answer that opens with the prompt or holds a long one; overlap: also an answer made of the prompt's words."""
+    """What was asked, and how closely the answer may not follow it. exact: only a normalised copy is an echo;
+    overlap: also an answer that opens with the prompt, holds a long one, or is made of the prompt's words."""
     answer: tuple[str, ...]
     """What was written in reply."""
     prose: tuple[str, ...]
@@ -57,7 +57,8 @@ ROLES: dict[str, Roles] = {
     "instructions": Roles(
         (("instruction", "overlap"), ("input", "exact")), ("output",), ("instruction", "input", "output")
     ),
-    "code": Roles((("problem", "starts"),), ("solution",), ("problem",), ("solution", "tests")),
+    # A docstring that restates the problem is good code: only a solution that is the problem counts.
+    "code": Roles((("problem", "exact"),), ("solution",), ("problem",), ("solution", "tests")),
     "doc_qa": Roles((("question", "overlap"),), ("answer",), ("question", "answer"), min_distinct_words=1),
     "paraphrase": Roles((("source", "exact"),), ("paraphrase",), ("paraphrase",)),
     "backtranslation": Roles(
@@ -226,7 +227,7 @@ class QualityVerifier:
         padded = f" {answer} "
         if padded.startswith(f" {prompt} ") or (len(p_words) >= o.echo_contains_min_words and f" {prompt} " in padded):
             return "echoes_prompt", {"field": field, "match": "contains", "prompt_words": len(p_words)}
-        if mode == "starts" or len(a_words) < o.echo_min_words:
+        if len(a_words) < o.echo_min_words:
             return None
         vocabulary = {stem(w) for w in p_words}
         overlap = sum(1 for w in a_words if stem(w) in vocabulary) / len(a_words)
