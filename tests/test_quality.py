@@ -19,8 +19,8 @@ from verifiers.text import language_code, main_script, script_share, stopword_la
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELLED = ROOT / "tests" / "data" / "quality" / "labelled.jsonl"
-# Measured on labelled.jsonl when it was made (see its README); a regression below these, less a margin, fails.
-MEASURED_PRECISION, MEASURED_RECALL, MARGIN = 0.0, 0.0, 0.05
+# Measured on labelled.jsonl with the quickstart's options (see its README); falling below these less MARGIN fails.
+MEASURED_PRECISION, MEASURED_RECALL, MARGIN = 0.990, 0.700, 0.05
 
 ANSWER = "Store it in a paper bag, keep it at room temperature, and freeze any slices you will not eat within two days."
 FRENCH = "Le pain se garde mieux dans un sac en papier, à température ambiante, et les tranches se congèlent."
@@ -303,12 +303,24 @@ async def test_talks_about_prompt(context, output, match):
         ("As an AI language model, I do not eat bread.", "As an AI language model"),
         ("As an AI, I have no kitchen.", "As an AI"),
         ("I'm sorry, but I can't help with that.", "I'm sorry, but I can't"),
+        ("I'm sorry, but I'm unable to assist you with your request.", "I'm sorry, but I'm unable"),
+        ("That's not possible. I'm just a chatbot.", "I'm just a chatbot"),
         ("I cannot assist with this request.", "I cannot assist with this"),
         ("i can't help you with that", "i can't help you with that"),
         ("I am just a language model, so I cannot taste bread.", "I am just a language model"),
         ("I don't have personal opinions on bread.", "I don't have personal opinions"),
     ],
-    ids=["as_an_ai_model", "as_an_ai_comma", "sorry_but", "cannot_assist", "lowercase", "just_a_model", "no_opinions"],
+    ids=[
+        "as_an_ai_model",
+        "as_an_ai_comma",
+        "sorry_but",
+        "sorry_but_unable",
+        "just_a_chatbot",
+        "cannot_assist",
+        "lowercase",
+        "just_a_model",
+        "no_opinions",
+    ],
 )
 async def test_refusal(context, output, match):
     sample = instruction("Give three tips for keeping bread fresh.", output)
@@ -582,7 +594,7 @@ def test_labelled_set_is_well_formed():
 async def test_labelled_set_precision_and_recall_do_not_regress(context):
     rows = labelled_rows()
     records = [make_record(row["task"], row["sample"], row["id"]) for row in rows]
-    verdicts = await quality(context).verify_batch(records)
+    verdicts = await quality(context, language="en").verify_batch(records)  # as configs/quickstart.yaml
     truth = [row["label"] == "junk" for row in rows]
     rejected = [not v.passed for v in verdicts]
     caught = sum(t and r for t, r in zip(truth, rejected, strict=True))

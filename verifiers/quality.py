@@ -88,8 +88,8 @@ PROMPT_TALK = re.compile(
 )
 REFUSAL = re.compile(
     r"\bas an? (?:ai|artificial intelligence)(?: (?:language )?(?:model|assistant|chatbot))?(?=[\s,.;])(?! researcher)"
-    r"|\bi(?:'m| am) (?:just |only )?(?:an ai|a language model|an artificial intelligence)\b"
-    r"|\bi(?:'m| am) sorry,? but i (?:can(?:'|no)?t|am unable|'m unable|won't)\b"
+    r"|\bi(?:'m| am) (?:just |only )?(?:an ai|a language model|an artificial intelligence|a chatbot)\b"
+    r"|\bi(?:'m| am) sorry,? but i(?: can(?:'|no)?t| cannot|'m unable| am unable|'m not able| am not able| won't)\b"
     r"|\bi (?:can(?:'|no)?t|cannot|am unable to|'m unable to|am not able to|'m not able to|won't) (?:help|assist|"
     r"provide|fulfil|fulfill|comply|answer|complete|generate|create|write)(?: you)? with (?:that|this|your)\b"
     r"|\bi (?:can(?:'|no)?t|cannot|am unable to|'m unable to) (?:fulfil|fulfill|comply with) (?:that|this|your)\b"

@@ -3,8 +3,8 @@
     python tests/data/quality/assemble.py show RUN_DIR [LABELS.tsv]      # samples not yet labelled, blind
     python tests/data/quality/assemble.py build OUT.jsonl SPLIT:RUN_DIR:LABELS.tsv ...
 
-`show` prints instruction, input and output only: never the run's status, reason or verdicts, so nothing but the
-text decides a label. Order is a fixed shuffle (seed 0) of the run's records that have a sample. A labels file has
+`show` prints the sample's text fields only: never the run's status, reason or verdicts, so nothing but the text
+decides a label. Order is a fixed shuffle (seed 0) of the run's records that have a sample. A labels file has
 one line per sample: `id<TAB>good|junk<TAB>defects (comma-separated, empty when good)<TAB>note`.
 """
 
@@ -37,10 +37,9 @@ def show(run: Path, labels: Path | None) -> None:
         if rid in done:
             continue
         print(f"##### {rid} [{'/'.join(record['lineage']['category'])}]")
-        print("I:", repr(sample["instruction"]))
-        if sample.get("input"):
-            print("N:", repr(sample["input"]))
-        print("O:", repr(sample["output"]))
+        for field, value in sample.items():
+            if isinstance(value, str) and value:
+                print(f"{field}:", repr(value))
 
 
 def read_labels(path: Path) -> dict[str, tuple[str, list[str], str]]:
