@@ -56,11 +56,12 @@ def main() -> None:
         for row in rows:
             print(json.dumps(row))
         return
+    columns = [(key, title) for key, title in COLUMNS if any(key in row for row in rows)]  # e.g. no AUC yet
     table = Table(title="verifier accuracy", show_lines=True)
-    for _, title in COLUMNS:
+    for _, title in columns:
         table.add_column(title, overflow="fold")
     for row in rows:
-        table.add_row(*(cell(key, row.get(key)) for key, _ in COLUMNS))
+        table.add_row(*(cell(key, row.get(key)) for key, _ in columns))
     Console(file=sys.stdout, width=200).print(table)
 
 

@@ -193,16 +193,16 @@ class QualityVerifier:
             yield self._language(field, prose, o.language)
 
     def _diversity(self, field: str, tokens: list[str], prose: list[str], least: int) -> Finding | None:
+        """Distinct words are counted in the whole text (an answer may be all code); repeats in its prose only."""
         distinct = len(set(tokens))
         if distinct < least:
             return "low_diversity", {"field": field, "distinct_words": distinct, "min_distinct_words": least}
-        tokens = prose
-        if len(tokens) < MIN_WORDS_FOR_REPEATS:
+        if len(prose) < MIN_WORDS_FOR_REPEATS:
             return None
-        share = repeated_share(tokens, REPEAT_NGRAM)
+        share = repeated_share(prose, REPEAT_NGRAM)
         if share <= self.options.max_repeated_share:
             return None
-        return "low_diversity", {"field": field, "repeated_share": round(share, 3), "words": len(tokens)}
+        return "low_diversity", {"field": field, "repeated_share": round(share, 3), "words": len(prose)}
 
     def _language(self, field: str, text: str, language: str) -> Finding | None:
         share, letters = script_share(text, LANGUAGE_SCRIPTS[language])
