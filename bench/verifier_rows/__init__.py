@@ -17,8 +17,9 @@ class Row(TypedDict, total=False):
     size: int
     throughput_rps: float
     label_source: str
-    precision: float  # of "reject": the share of rejected records that deserved it
-    recall: float  # the share of records that deserved rejection and got it
+    positive: str  # the class precision and recall are of ("junk": rejected; "correct": accepted)
+    precision: float  # the share of records put in the positive class that belong there
+    recall: float  # the share of records of the positive class that were put there
     kappa: float  # Cohen's κ between the verifier's decisions and the labels
     auc: float  # for verifiers that score
     notes: str

@@ -103,6 +103,7 @@ def row() -> dict[str, object]:
     return {
         "verifier": "exact_dedup",
         "labelled_set": "planted: 10k exact + 10k case/punct/space/width duplicates, 10k one-word near misses",
+        "positive": "duplicate (rejected)",
         "size": len(records),
         "precision": scores["precision"],
         "recall": scores["recall"],

@@ -67,6 +67,7 @@ def row() -> dict[str, object]:
     return {
         "verifier": "quality",
         "labelled_set": f"SmolLM2-135M quickstart + paraphrase: {sum(truth)} junk, {len(rows) - sum(truth)} good",
+        "positive": "junk (rejected)",
         "size": len(rows),
         "precision": scores["precision"],
         "recall": scores["recall"],
