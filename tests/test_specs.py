@@ -492,7 +492,7 @@ MALFORMED = [
         "unknown_verifier",
         yaml_file(edited("  - exact_dedup", "  - near_dedup")),
         SpecError,
-        ("verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: exact_dedup, length",),
+        ("verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: exact_dedup, length, quality",),
     ),
     Malformed(
         "negative_verifier_option",
