@@ -490,9 +490,9 @@ MALFORMED = [
     ),
     Malformed(
         "unknown_verifier",
-        yaml_file(edited("  - exact_dedup", "  - near_dedup")),
+        yaml_file(edited("  - exact_dedup", "  - exact_dedupe")),
         SpecError,
-        ("verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: code_exec, exact_dedup, length",),
+        ("verifiers[1] (line 15): unknown verifier 'exact_dedupe'; installed: ", "exact_dedup, length"),
     ),
     Malformed(
         "negative_verifier_option",
