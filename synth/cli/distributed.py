@@ -63,6 +63,8 @@ def report_table(report: JobReport) -> Table:
     table.add_row("tokens in / out", f"{totals.prompt_tokens:,} / {totals.completion_tokens:,}")
     table.add_row("cost", f"${totals.cost_usd:.4f}")
     table.add_row("output", str(job.out))
+    if report.finalizing:
+        table.add_row("finalize", "pending")
     if report.cancelled:
         table.add_row("state", "[yellow]cancelled[/]")
     if report.error:
