@@ -1,4 +1,4 @@
-"""The RQ job functions, by dotted name: `workers.jobs.generate` and `workers.jobs.verify`. Thin on purpose.
+"""The RQ job functions, by dotted name: `workers.jobs.generate`, `.verify`, `.finalize` and `.reverify`. Thin.
 
 Each runs one batch through the same `synth.pipeline` stages the local executor runs. RQ gives every job a
 fresh process (the work horse), so clients are made inside the job's own event loop and closed before it
@@ -20,6 +20,7 @@ from synth.distributed import keys
 from synth.distributed.connect import connect_async
 from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
+from synth.distributed.reverify import run_reverify_job
 from synth.errors import ModelError
 from synth.llm import LLMClient
 from synth.llm.config import ModelConfig
@@ -99,6 +100,11 @@ def finalize(job_id: str, out: str, spec: dict[str, Any]) -> dict[str, Any]:
     """The run-level finalize stage, once every batch is in (enqueued by `request_finalize`)."""
     outcome = run_finalize(_connection(), job_id, Path(out), JobSpec.model_validate(spec))
     return outcome.as_dict() if outcome is not None else {}
+
+
+def reverify(out: str, batch_id: str) -> dict[str, Any]:
+    """`synth verify` on RQ: one source batch through the new chain, read from the source run's shards."""
+    return run_reverify_job(_connection(), Path(out), batch_id).counts.model_dump()
 
 
 def _connection() -> redis.Redis:

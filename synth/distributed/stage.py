@@ -3,6 +3,7 @@ clients whose limits hold across every worker. Made inside the work horse's own 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +19,10 @@ from synth.verify.resources import Resources
 
 
 @asynccontextmanager
-async def worker_verification(prepared: PreparedJob, store: RunStore, job_id: str) -> AsyncIterator[Verification]:
+async def worker_verification(
+    prepared: PreparedJob, store: RunStore, job_id: str, fingerprint: str | None = None
+) -> AsyncIterator[Verification]:
+    """The job's chain over `store`; `fingerprint` is what its markers record (default: the spec's chain)."""
     client = connect_async()
     state = RedisState(client, job_id)
 
@@ -26,6 +30,8 @@ async def worker_verification(prepared: PreparedJob, store: RunStore, job_id: st
         return LLMClient(config, cache=state, shared=SharedLimits.for_config(client, config))
 
     stage = Verification.create(prepared, store, state, Resources(make_client), job_id)
+    if fingerprint is not None:
+        stage = dataclasses.replace(stage, fingerprint=fingerprint)
     try:
         yield stage
     finally:
