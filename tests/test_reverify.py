@@ -223,3 +223,18 @@ def test_a_killed_verify_resumes_without_judging_done_batches_again(tmp_path, mo
     assert verify(source, tmp_path / "new", "--set", slow).exit_code == 0
     assert len(log_lines(log, "verify")) - judged_before == 20 - written
     assert shard_bytes(tmp_path / "new") == shard_bytes(tmp_path / "reference")
+
+
+def test_what_the_source_finalize_rejected_stays_rejected_unless_included(tmp_path, mock_llm, verifier_plugins):
+    source = make_source(tmp_path, mock_llm.url, ["length", {"name": "test_longest"}])
+    longest = {i for i, r in records(source).items() if r["reason"] == "longest_in_category"}
+    assert len(longest) == 3
+    again = chain("length", {"name": "test_longest"})
+    assert verify(source, tmp_path / "kept", "--set", again).exit_code == 0
+    kept = records(tmp_path / "kept")
+    assert {i for i in longest if kept[i]["reason"] == "longest_in_category"} == longest
+    assert all("stage" not in v for i in longest for v in kept[i]["verdicts"])  # the source's, not this finalize's
+    assert sum(r["reason"] == "longest_in_category" for r in kept.values()) == 6  # the next longest, too
+    assert verify(source, tmp_path / "all", "--set", again, "--include-rejected").exit_code == 0
+    rejudged = records(tmp_path / "all")
+    assert {i for i, r in rejudged.items() if r["reason"] == "longest_in_category"} == longest
