@@ -6,7 +6,8 @@ any installed plugin.
 longest of its category (ties broken by record id): a verdict that needs the whole run; with `annotate_all` it
 also annotates every other record (so finalize rewrites every batch). `log` names a file it appends one line
 to per call (`verify <n>`, `finalize <n>`), so tests count how often each stage ran; `verify_delay_s` slows
-each batch, and finalize waits while the file `hold` exists, so a test can kill either stage.
+each batch, and finalize waits while the file `hold` exists, so a test can kill either stage; batches crash
+while the file `crash_while` exists.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class LongestOptions(VerifierOptions):
     log: str | None = None
     verify_delay_s: float = 0.0
     hold: str | None = None
+    crash_while: str | None = None
     annotate_all: bool = False
     field: str = "output"
 
@@ -70,6 +72,8 @@ class LongestInCategoryVerifier(BaseVerifier):
 
     async def verify_batch(self, records: Sequence[Record]) -> list[Verdict]:
         self._log(f"verify {len(records)}")
+        if self.options.crash_while and Path(self.options.crash_while).exists():
+            raise RuntimeError("the test plugin crashed, as asked")
         await asyncio.sleep(self.options.verify_delay_s)
         return [Verdict(verifier=self.name, version=self.version, passed=True) for _ in records]
 

@@ -238,3 +238,17 @@ def test_what_the_source_finalize_rejected_stays_rejected_unless_included(tmp_pa
     assert verify(source, tmp_path / "all", "--set", again, "--include-rejected").exit_code == 0
     rejudged = records(tmp_path / "all")
     assert {i for i, r in rejudged.items() if r["reason"] == "longest_in_category"} == longest
+
+
+def test_a_chain_that_breaks_fails_its_items_and_a_rerun_retries_them(source, tmp_path, verifier_plugins):
+    broken = tmp_path / "broken"
+    broken.touch()
+    crashing = chain("length", {"name": "test_longest", "crash_while": str(broken)})
+    first = verify(source, tmp_path / "new", "--set", crashing)
+    assert first.exit_code == 1, first.output
+    assert "16 item(s) failed verification" in said(first)  # every item of a broken batch, as in a generation run
+    broken.unlink()
+    second = verify(source, tmp_path / "new", "--set", crashing)
+    assert second.exit_code == 0, second.output
+    assert not list((tmp_path / "new" / "failed").glob("*.jsonl"))
+    assert set(records(tmp_path / "new")) == set(records(source))

@@ -11,7 +11,9 @@ that runs next puts the batch straight.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from synth.records import Record
@@ -32,12 +34,43 @@ class BatchRows:
     """The shards on disk are the ones the marker vouches for (false after a kill mid-rewrite)."""
 
 
-def read_batch(store: RunStore, marker: BatchMarker) -> BatchRows:
-    """Reads one batch's accepted and rejected shards (by their place, not the marker's word: it may be stale)."""
+@dataclass
+class BatchLines:
+    """A batch's accepted and rejected shards as raw lines: enough to tell whether it needs a rewrite at all."""
+
+    marker: BatchMarker
+    lines: dict[str, list[str]]
+    is_consistent: bool
+
+    def record_ids(self) -> Iterator[str]:
+        for line in (*self.lines["accepted"], *self.lines["rejected"]):
+            # A record's JSON starts with its id (the model's first field); anything else is parsed to find it.
+            found = _LEADING_ID.match(line)
+            yield found.group(1) if found else str(json.loads(line)["record_id"])
+
+    def mentions(self, text: str) -> bool:
+        return any(text in line for found in self.lines.values() for line in found)
+
+    def parsed(self) -> BatchRows:
+        rows = {
+            kind: [(Record.model_validate_json(line), line) for line in found] for kind, found in self.lines.items()
+        }
+        return BatchRows(self.marker, rows["accepted"], rows["rejected"], self.is_consistent)
+
+
+_LEADING_ID = re.compile(r'\{"record_id":"([^"\\]+)"')
+
+
+def read_lines(store: RunStore, marker: BatchMarker) -> BatchLines:
+    """One batch's accepted and rejected shards, by their place (not the marker's word: it may be stale)."""
     lines = {kind: store.shard_lines(kind, marker.batch_id) for kind in ("accepted", "rejected")}
     consistent = all(_digest(found) == _vouched(marker, kind) for kind, found in lines.items())
-    rows = {kind: [(Record.model_validate_json(line), line) for line in found] for kind, found in lines.items()}
-    return BatchRows(marker, rows["accepted"], rows["rejected"], consistent)
+    return BatchLines(marker, lines, consistent)
+
+
+def read_batch(store: RunStore, marker: BatchMarker) -> BatchRows:
+    """One batch's accepted and rejected records, each with its line."""
+    return read_lines(store, marker).parsed()
 
 
 def canonical_order(marker: BatchMarker) -> RecordOrder:

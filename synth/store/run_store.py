@@ -8,6 +8,8 @@ Layout of a run directory::
     failed/<batch>.jsonl      items that produced nothing because something broke (a rerun retries them)
     done/<batch>.json         the batch's completion marker: item ids, counts, usage, shard sha256s
     manifest.json             every shard with rows and sha256, and the totals
+    finalized.json            the finalize stage's record: chain fingerprint, digest of the markers it saw
+    verify.json               a re-verification's chain and source run (`synth verify`)
 
 Every file is written to a temp name, fsynced and renamed, and the marker goes last: a batch is done exactly
 when its marker exists. A batch written twice (a retry, a rerun, two workers) rewrites the same files with

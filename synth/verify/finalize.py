@@ -35,13 +35,14 @@ from synth.records import FINALIZE_STAGE, Record, Verdict, first_rejection
 from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic
 from synth.store.marker import BatchMarker, StageUsage
-from synth.store.rewrite import BatchRows, canonical_order, read_batch, rewrite_batch
+from synth.store.rewrite import BatchRows, canonical_order, read_batch, read_lines, rewrite_batch
 from synth.store.run_store import RunStore
 from synth.verify.registry import plugin
 
 logger = logging.getLogger(__name__)
 
 FINALIZED_FILE = "finalized.json"
+_STAGE_MARK = f'"stage":"{FINALIZE_STAGE}"'  # how a finalize verdict reads in a shard line
 
 
 @runtime_checkable
@@ -200,7 +201,10 @@ def _apply(store: RunStore, verdicts: dict[str, list[Verdict]]) -> list[BatchMar
     """Rewrites every batch whose outcome changes, or that a killed rewrite left inconsistent. Blocking."""
     rewritten, applied = [], set()
     for marker in store.markers():
-        rows = read_batch(store, marker)
+        lines = read_lines(store, marker)
+        if lines.is_consistent and not lines.mentions(_STAGE_MARK) and verdicts.keys().isdisjoint(lines.record_ids()):
+            continue  # untouched by this finalize and the last: not even parsed
+        rows = lines.parsed()
         split = _split(rows)
         hits = [r for r in split.candidates if r.record_id in verdicts]
         if not hits and not split.previous and rows.is_consistent:
