@@ -72,7 +72,7 @@ class LongestInCategoryVerifier(BaseVerifier):
 
     async def verify_batch(self, records: Sequence[Record]) -> list[Verdict]:
         self._log(f"verify {len(records)}")
-        if self.options.crash_while and Path(self.options.crash_while).exists():
+        if self._is_broken():
             raise RuntimeError("the test plugin crashed, as asked")
         await asyncio.sleep(self.options.verify_delay_s)
         return [Verdict(verifier=self.name, version=self.version, passed=True) for _ in records]
@@ -102,6 +102,9 @@ class LongestInCategoryVerifier(BaseVerifier):
             )
             for category, (chars, record_id) in longest.items()
         }
+
+    def _is_broken(self) -> bool:
+        return bool(self.options.crash_while and Path(self.options.crash_while).exists())
 
     def _log(self, line: str) -> None:  # blocking, and fine: one short line per call
         if self.options.log:
