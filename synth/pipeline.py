@@ -14,7 +14,7 @@ from synth.llm import LLMClient, OutputMode, token_counter
 from synth.planning.expand import BatchRef, WorkItem
 from synth.planning.job import PreparedJob
 from synth.prompts import Template
-from synth.records import FailedItem, Lineage, Record, Usage, Verdict, record_id_for
+from synth.records import PARSE_VERIFIER, FailedItem, Lineage, Record, Usage, Verdict, record_id_for
 from synth.spec.model import JobSpec
 from synth.store.marker import BatchMarker, StageUsage
 from synth.store.run_store import RunStore
@@ -208,7 +208,9 @@ def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage,
     if not isinstance(sample, Rejected):
         return Record(record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage)
     details = {"error": sample.message}
-    verdict = Verdict(verifier="parse", version=task.version, passed=False, reason=sample.reason, details=details)
+    verdict = Verdict(
+        verifier=PARSE_VERIFIER, version=task.version, passed=False, reason=sample.reason, details=details
+    )
     return Record(
         record_id=record_id,
         status="rejected",

@@ -11,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from synth.ids import stable_hash
 
 RecordStatus = Literal["accepted", "rejected"]
+PARSE_VERIFIER = "parse"  # the verdict of a sample the task's parser rejected: no verifier ever saw it
+FINALIZE_STAGE = "finalize"
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
 
 
 class Usage(BaseModel):
@@ -23,6 +29,17 @@ class Usage(BaseModel):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class VerifiedFrom(BaseModel):
+    """The record a re-verification (`synth verify`) judged again: its run, and its status there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    path: str
+    status: RecordStatus
+    reason: str | None = None
 
 
 class Lineage(BaseModel):
@@ -52,6 +69,8 @@ class Lineage(BaseModel):
     cached: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     synth_version: str
+    verified_from: VerifiedFrom | None = Field(None, exclude_if=_is_none)
+    """Set by `synth verify`: the run whose record this one re-judged (absent on generated records)."""
 
 
 class SampleChange(BaseModel):
@@ -85,6 +104,9 @@ class Verdict(BaseModel):
     """What the verifier's own model calls for this sample cost (None: it made none, or they were cached)."""
     changes: list[SampleChange] = Field(default_factory=list)
     """How the verifier altered the sample (a PII scrub): field, spans and hashes, never the removed text."""
+    stage: Literal["finalize"] | None = Field(None, exclude_if=_is_none)
+    """"finalize" on a verdict of the run-level finalize stage (absent on batch verdicts): a rerun of finalize
+    takes its own verdicts back before it judges again."""
 
     _replacement: dict[str, Any] | None = PrivateAttr(default=None)
 

@@ -13,6 +13,7 @@ import yaml
 
 from synth.testing.cluster import Cluster, RedisServer
 from synth.testing.mock_openai import MockServer
+from tests.plugins import installed
 
 # Tests never reach the network: litellm must read its bundled cost map, and no provider key may leak in.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -79,3 +80,11 @@ def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
     running = Cluster(redis_server, tmp_path)
     yield running
     running.stop_workers()
+
+
+@pytest.fixture
+def verifier_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """tests/plugins.py's verifiers installed as `synth.verifiers` entry points; yields the environment that lets
+    a worker or CLI subprocess find them too (merge it into `cluster.env`)."""
+    with installed(tmp_path_factory.mktemp("plugins")) as env:
+        yield env

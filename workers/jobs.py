@@ -1,4 +1,4 @@
-"""The RQ job functions, by dotted name: `workers.jobs.generate` and `workers.jobs.verify`. Thin on purpose.
+"""The RQ job functions, by dotted name: `workers.jobs.generate`, `.verify`, `.finalize` and `.reverify`. Thin.
 
 Each runs one batch through the same `synth.pipeline` stages the local executor runs. RQ gives every job a
 fresh process (the work horse), so clients are made inside the job's own event loop and closed before it
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -17,13 +18,16 @@ from rq import get_current_job
 
 from synth.distributed import keys
 from synth.distributed.connect import connect_async
+from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
+from synth.distributed.reverify import run_reverify_job
 from synth.errors import ModelError
 from synth.llm import LLMClient
 from synth.llm.config import ModelConfig
 from synth.llm.shared_limits import SharedLimits
 from synth.pipeline import GeneratedBatch, JobContext, Verification, generate_batch, verify_batch
 from synth.planning.expand import BatchRef
+from synth.spec.model import JobSpec
 from synth.state.redis import RedisState
 from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
@@ -72,6 +76,7 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
+        request_finalize(conn, job_id, job.out, job.spec)
     return marker.counts.model_dump()
 
 
@@ -89,6 +94,17 @@ async def _verify(job: QueuedJob, batch: BatchRef, generated: GeneratedBatch) ->
     finally:
         await stage.aclose()
         await client.aclose()
+
+
+def finalize(job_id: str, out: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The run-level finalize stage, once every batch is in (enqueued by `request_finalize`)."""
+    outcome = run_finalize(_connection(), job_id, Path(out), JobSpec.model_validate(spec))
+    return outcome.as_dict() if outcome is not None else {}
+
+
+def reverify(out: str, batch_id: str) -> dict[str, Any]:
+    """`synth verify` on RQ: one source batch through the new chain, read from the source run's shards."""
+    return run_reverify_job(_connection(), Path(out), batch_id).counts.model_dump()
 
 
 def _connection() -> redis.Redis:

@@ -28,6 +28,7 @@ from synth.cli.distributed import (
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
+from synth.cli.verify import verify
 from synth.distributed.queue import JOB_FILE
 from synth.planning.job import PreparedJob
 from synth.planning.prepare import prepare
@@ -197,3 +198,4 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
+main.add_command(verify)

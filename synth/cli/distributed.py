@@ -62,6 +62,8 @@ def report_table(report: JobReport) -> Table:
     table.add_row("workers busy / all", f"{report.workers_busy} / {report.workers}")
     add_spend(table, totals)
     table.add_row("output", str(job.out))
+    if report.finalizing:
+        table.add_row("finalize", "pending")
     if report.cancelled:
         table.add_row("state", "[yellow]cancelled[/]")
     if report.error:

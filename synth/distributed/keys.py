@@ -51,3 +51,18 @@ def rate_bucket(model: str, kind: str) -> str:
 def rq_job_id(stage: str, job_id: str, batch_id: str) -> str:
     """Deterministic RQ job ids: enqueueing a batch twice names the same RQ job, never a second one."""
     return f"{PREFIX}-{stage}-{job_id}-{batch_id}"
+
+
+def finalize_claim(job_id: str) -> str:
+    """String, SET NX by the verify job that finds every batch in: one finalize job enqueued, however many race."""
+    return f"{PREFIX}:job:{job_id}:finalize"
+
+
+def finalize_dirty(job_id: str) -> str:
+    """String: a batch was rewritten while finalize was queued or running; finalize looks again before it is done."""
+    return f"{PREFIX}:job:{job_id}:finalize:dirty"
+
+
+def finalized(job_id: str) -> str:
+    """String: finalize is done for the run as it stands (what `status` waits for); deleted when a batch changes."""
+    return f"{PREFIX}:job:{job_id}:finalized"

@@ -25,6 +25,7 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, StartedJobRegist
 from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
+from synth.distributed.finalize import reconcile_finalize
 from synth.errors import UserError
 from synth.planning.expand import BatchRef, Leaf, WorkItem
 from synth.planning.job import PreparedJob, iter_batches
@@ -236,6 +237,8 @@ def reconcile(
         if lost and not is_cancelled(conn, job.job_id):
             _enqueue_generate(conn, job, lost)
             result.enqueued += len(lost)
+    if result.done == job.total_batches and reconcile_finalize(conn, job.job_id, job.out, job.spec):
+        result.enqueued += 1
     return result
 
 

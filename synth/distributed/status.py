@@ -13,6 +13,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
+from synth.distributed.finalize import is_pending
 from synth.distributed.queue import QueuedJob, generate_queue, verify_queue
 from synth.store.marker import BatchMarker
 from synth.store.totals import Totals
@@ -31,13 +32,19 @@ class JobReport:
     workers_busy: int = 0
     cancelled: bool = False
     error: str | None = None
+    finalizing: bool = False
+    """Every batch is written and the chain's finalize stage is not done yet."""
 
     @property
     def is_finished(self) -> bool:
-        """Every batch written, or nothing left that could write one (cancelled, stopped, or jobs failed for good)."""
-        if self.batches_done >= self.job.total_batches or self.error:
+        """Every batch written and finalized, or nothing left that could write one (cancelled, stopped, or jobs
+        failed for good)."""
+        if self.error:
             return True
-        return not (self.queued or self.running or self.retrying) and (self.cancelled or bool(self.failed_jobs))
+        idle = not (self.queued or self.running or self.retrying)
+        if self.batches_done >= self.job.total_batches:
+            return not self.finalizing or (idle and bool(self.failed_jobs))
+        return idle and (self.cancelled or bool(self.failed_jobs))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +62,7 @@ class JobReport:
             "workers_busy": self.workers_busy,
             "cancelled": self.cancelled,
             "error": self.error,
+            "finalizing": self.finalizing,
             "totals": self.totals.as_dict(),
         }
 
@@ -72,17 +80,18 @@ def job_report(conn: redis.Redis, job: QueuedJob) -> JobReport:
         cancelled=bool(conn.exists(keys.job_cancelled(job.job_id))),
         error=error.decode() if isinstance(error, bytes) else error,
     )
+    report.finalizing = len(done) >= job.total_batches and is_pending(conn, job.job_id, job.spec)
     for queue in (generate_queue(conn), verify_queue(conn)):
         _count_queue(conn, queue, job.job_id, report)
     return report
 
 
 def _count_queue(conn: redis.Redis, queue: Queue, job_id: str, report: JobReport) -> None:
-    stage = "generate" if queue.name == keys.GENERATE_QUEUE else "verify"
-    prefix = keys.rq_job_id(stage, job_id, "")
+    stages = ("generate",) if queue.name == keys.GENERATE_QUEUE else ("verify", "finalize")
+    prefixes = tuple(keys.rq_job_id(stage, job_id, "") for stage in stages)
 
     def ours(ids: list[str]) -> list[str]:
-        return [i for i in ids if i.startswith(prefix)]
+        return [i for i in ids if i.startswith(prefixes)]
 
     report.queued += len(ours(queue.get_job_ids()))
     report.running += len(ours(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)))

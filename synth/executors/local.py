@@ -24,6 +24,7 @@ from synth.planning.job import PreparedJob, iter_batches
 from synth.state.local import LocalState
 from synth.store.run_store import RunStore
 from synth.store.totals import Totals
+from synth.verify.finalize import FinalizeOutcome, finalize_run
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class RunProgress:
     resumed_items: int = 0
     started_at: float = field(default_factory=time.monotonic)
     llm: LLMClient | None = None
+    finalized: FinalizeOutcome | None = None
 
     def count_generated(self) -> None:
         self.generated += 1
@@ -70,6 +72,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
             ctx.on_item = lambda item: progress.count_generated()
             try:
                 await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
+                await _finalize(ctx, progress)
             finally:
                 await ctx.aclose()
         finally:
@@ -80,6 +83,15 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
         if (out / "run.json").exists():
             store.write_manifest()
         store.unlock()
+
+
+async def _finalize(ctx: JobContext, progress: RunProgress) -> None:
+    """The run-level stage, once every batch is written; the totals then count what it rejected."""
+    assert ctx.verification is not None, "a local run verifies in this process"
+    stage = ctx.verification
+    progress.finalized = await finalize_run(stage.store, stage.verifiers, stage.fingerprint)
+    if progress.finalized is not None and progress.finalized.rewritten:
+        progress.totals = await asyncio.to_thread(stage.store.totals)
 
 
 async def _run_batches(

@@ -55,6 +55,18 @@ def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: 
     return prepared
 
 
+def prepare_chain(loaded: LoadedSpec) -> PreparedJob:
+    """The spec's task and verifier chain, checked, without templates, topics or inputs: what a stage that only
+    verifies needs (the finalize stage, `synth verify`). Its job generates nothing."""
+    problems: list[str] = []
+    task = _build_task(loaded, problems)
+    verifier_options = _verifier_options(loaded, problems)
+    if problems:
+        raise SpecError(f"{loaded.source or 'spec'}: {len(problems)} problem(s)", problems)
+    assert task is not None
+    return PreparedJob(loaded.spec, task, {}, verifier_options, [], loaded.base_dir)
+
+
 def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
     """The job with its sourced leaves counted, once one item of each (topic, template) pair has rendered."""
     prepared = _count_sources(prepared, loaded)

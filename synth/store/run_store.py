@@ -8,6 +8,8 @@ Layout of a run directory::
     failed/<batch>.jsonl      items that produced nothing because something broke (a rerun retries them)
     done/<batch>.json         the batch's completion marker: item ids, counts, usage, shard sha256s
     manifest.json             every shard with rows and sha256, and the totals
+    finalized.json            the finalize stage's record: chain fingerprint, digest of the markers it saw
+    verify.json               a re-verification's chain and source run (`synth verify`)
 
 Every file is written to a temp name, fsynced and renamed, and the marker goes last: a batch is done exactly
 when its marker exists. A batch written twice (a retry, a rerun, two workers) rewrites the same files with
@@ -47,8 +49,8 @@ class RunStore:
 
     # --- the run itself
 
-    def init(self, spec: JobSpec, batch_size: int) -> dict[str, Any]:
-        """Creates the run, or reopens it when it holds the same spec; returns run.json."""
+    def init(self, spec: JobSpec, batch_size: int, **extra: Any) -> dict[str, Any]:
+        """Creates the run, or reopens it when it holds the same spec; returns run.json (`extra` goes in it)."""
         info_path = self.root / "run.json"
         if info_path.exists():
             info: dict[str, Any] = json.loads(info_path.read_text())
@@ -68,6 +70,7 @@ class RunStore:
             "created_at": datetime.now(UTC).isoformat(),
             "synth_version": __version__,
             "spec": spec.model_dump(mode="json"),
+            **extra,
         }
         write_atomic(info_path, [json.dumps(info, indent=2) + "\n"])
         return info
@@ -124,12 +127,6 @@ class RunStore:
         verifier_fingerprint: str = "",
     ) -> BatchMarker:
         """Writes the batch's shards, then its marker. Blocking: call it from a thread."""
-        rows = {
-            "accepted": [r.model_dump_json() for r in records if r.status == "accepted"],
-            "rejected": [r.model_dump_json() for r in records if r.status == "rejected"],
-            "failed": [f.model_dump_json() for f in failed],
-        }
-        shards = {kind: self._write_shard(kind, batch.batch_id, lines) for kind, lines in rows.items()}
         marker = BatchMarker.build(
             batch.batch_id,
             list(batch.leaf.path),
@@ -138,21 +135,46 @@ class RunStore:
             records,
             failed,
             usage=usage,
-            shards={kind: shard for kind, shard in shards.items() if shard},
             job_id=job_id,
             verifiers=verifier_fingerprint,
-            finished_at=datetime.now(UTC).isoformat(),
         )
-        write_atomic(self.root / MARKER_DIR / f"{batch.batch_id}.json", [marker.model_dump_json() + "\n"])
+        return self.write_records(marker, records, failed)
+
+    def write_records(
+        self, marker: BatchMarker, records: Sequence[Record], failed: Sequence[FailedItem]
+    ) -> BatchMarker:
+        """Writes a batch's shards from its records, then `marker` with those shards. Blocking."""
+        rows = {
+            "accepted": [r.model_dump_json() for r in records if r.status == "accepted"],
+            "rejected": [r.model_dump_json() for r in records if r.status == "rejected"],
+            "failed": [f.model_dump_json() for f in failed],
+        }
+        shards = {kind: self.write_shard(kind, marker.batch_id, lines) for kind, lines in rows.items()}
+        done = marker.model_copy(update={"shards": {kind: shard for kind, shard in shards.items() if shard}})
+        return self.write_marker(done)
+
+    def write_marker(self, marker: BatchMarker) -> BatchMarker:
+        """Writes `done/<batch>.json`, stamped with the time: the batch is done from here on."""
+        marker = marker.model_copy(update={"finished_at": datetime.now(UTC).isoformat()})
+        write_atomic(self.root / MARKER_DIR / f"{marker.batch_id}.json", [marker.model_dump_json() + "\n"])
         return marker
 
-    def _write_shard(self, kind: str, batch_id: str, lines: list[str]) -> ShardRef | None:
+    def write_shard(self, kind: str, batch_id: str, lines: Sequence[str]) -> ShardRef | None:
+        """Writes one shard atomically (none at all when there are no lines); the marker is the caller's."""
         path = self.root / kind / f"{batch_id}.jsonl"
         if not lines:
             path.unlink(missing_ok=True)  # a rerun that fixed every failure leaves no stale failed shard
             return None
         digest = write_atomic(path, (line + "\n" for line in lines))
         return ShardRef(path=f"{kind}/{batch_id}.jsonl", rows=len(lines), sha256=digest)
+
+    def shard_lines(self, kind: str, batch_id: str) -> list[str]:
+        """The lines of one batch's shard as they are on disk (none when it has no such shard)."""
+        try:
+            text = (self.root / kind / f"{batch_id}.jsonl").read_bytes().decode()
+        except FileNotFoundError:
+            return []
+        return text.split("\n")[:-1]  # not splitlines(): JSON leaves U+2028 and friends unescaped inside a row
 
     def markers(self) -> Iterator[BatchMarker]:
         for path in sorted((self.root / MARKER_DIR).glob("*.json")):
