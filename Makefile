@@ -42,6 +42,7 @@ bench:
 	$(PY) bench/local_model.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/verifiers.py
+	$(PY) bench/finalize.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml
