@@ -381,5 +381,5 @@ def test_summary_counts_accepted_records_per_category(spec, tmp_path, mock_llm):
     assert result.exit_code == 0
     counts = manifest(tmp_path / "out")["totals"]["accepted_by_category"]
     assert counts == {"cooking": 3, "science/biology": 3, "science/physics": 0}
-    assert "by category (accepted / rejected / failed)" in said(result)
+    assert "by category" in said(result)
     assert "science/biology" in said(result)

@@ -75,7 +75,7 @@ def add_outcomes(table: Table, totals: Totals) -> None:
         table.add_row(f"  failed.{error}", f"{count:,}")
     categories = sorted(totals.by_category.items())
     if len(categories) > 1:  # what a thin category looks like: few accepted against its quota
-        table.add_row("by category (accepted / rejected / failed)", "")
+        table.add_row("by category", "accepted / rejected / failed")
         for category, counts in categories[:MAX_CATEGORY_ROWS]:
             top = counts.rejected_by_reason.most_common(1)
             why = f"  (mostly {top[0][0]})" if top else ""
