@@ -10,7 +10,8 @@
          ├─ ModelError     provider failure; carries status and body (never secrets)
          │   └─ RetryableModelError  429, 5xx, timeouts, dropped connections: worth another try
          ├─ ParseError     a completion did not parse; carries reason and raw output
-         └─ VerifierError  a verifier itself broke (a rejection is a Verdict, not an error)
+         ├─ VerifierError  a verifier itself broke (a rejection is a Verdict, not an error)
+         └─ StoreError     the run directory could not be written (disk full, removed): rerun once fixed
 """
 
 from __future__ import annotations
@@ -74,3 +75,8 @@ class ParseError(RunError):
 
 class VerifierError(RunError):
     """A verifier crashed or misbehaved; the items of its batch end as failed, not rejected."""
+
+
+class StoreError(RunError):
+    """The run directory or its state could not be written (disk full, read-only, removed). Finished batches stay;
+    a rerun continues once the cause is fixed."""

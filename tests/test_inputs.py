@@ -32,7 +32,15 @@ def make_run(root: Path, records: list[dict]) -> Path:
     (root / "done").mkdir()
     (root / "run.json").write_text(json.dumps({"run_id": "r1", "spec_id": "s1"}))
     (root / "accepted" / "b1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    marker = {"batch_id": "b1", "shards": {"accepted": {"path": "accepted/b1.jsonl", "rows": len(records)}}}
+    marker = {
+        "batch_id": "b1",
+        "item_ids": [],
+        "counts": {"accepted": len(records), "rejected": 0, "failed": 0},
+        "usage": {},
+        "rejected_by_reason": {},
+        "failed_by_error": {},
+        "shards": {"accepted": {"path": "accepted/b1.jsonl", "rows": len(records)}},
+    }
     (root / "done" / "b1.json").write_text(json.dumps(marker))
     return root
 

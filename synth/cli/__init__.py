@@ -144,20 +144,35 @@ def schema() -> None:
 @click.argument("target")
 @redis_option
 @click.option("--repair", is_flag=True, help="Distributed: re-enqueue lost and failed batches.")
-@click.option("--json", "as_json", is_flag=True, help="Distributed: print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts (or a job's report) as JSON.")
 @handles_errors
 def status(target: str, redis_url_: str | None, repair: bool, as_json: bool) -> None:
     """Counts of a run directory or a distributed job (by id or run directory): items, accepted, rejected by
     reason, failed, tokens, cost; for a job also batches queued/running/retrying, failed jobs, busy workers."""
     path = Path(target)
     if path.is_dir() and not (path / JOB_FILE).exists():
-        store = RunStore(path)
-        store.info()
-        console.print(summary_table(store.totals()))
+        run_status(path, as_json)
         return
     report = status_of_job(console, target, redis_url_, repair, as_json)
     if report.error or report.failed_jobs:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def run_status(path: Path, as_json: bool) -> None:
+    """A run directory's counts, from the markers whose shards are intact (their sha256 checked)."""
+    store = RunStore(path)
+    store.info()
+    damaged: list[str] = []
+    totals = store.totals(verify=True, damaged=damaged)
+    if as_json:
+        click.echo(json.dumps({"out": str(path), "totals": totals.as_dict(), "damaged_batches": damaged}, indent=2))
+        return
+    console.print(summary_table(totals))
+    if damaged:
+        console.print(
+            f"[yellow]{len(damaged):,} batch(es) not counted: a missing or altered shard or a corrupt marker "
+            f"(e.g. {damaged[0]}); run the same command again to redo them[/]"
+        )
 
 
 @main.command()

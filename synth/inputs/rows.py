@@ -117,12 +117,16 @@ def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
         return
     if path.is_dir():
         raise UserError(f"{path}: a directory; format {kind} reads files (name them, e.g. {path}/*.{kind})")
+    if not path.is_file():  # a device would never end (/dev/zero), a FIFO would wait forever
+        raise UserError(f"{path}: not a regular file (a device, FIFO or socket); name a file")
     if kind not in FILE_READERS:
         raise UserError(f"{path}: unknown input format {kind!r}; use one of auto, jsonl, csv, txt, run")
     try:
         yield from FILE_READERS[kind](path, ref.field, shown_path(path, base_dir))
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a line)") from None
+    except OSError as exc:  # EIO from a failing disk, a file that vanished mid-read
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:

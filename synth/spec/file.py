@@ -16,6 +16,7 @@ from synth.spec.model import JobSpec
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_SPEC_NODES = 200_000  # after alias expansion: stops YAML "billion laughs" before it reaches the validator
+MAX_SPEC_DEPTH = 100  # nesting the validator and the hashing of spec_id walk recursively
 MODEL_ENV_VAR = "SYNTH_MODEL"
 SECRET_KEYS = frozenset({"api_key", "apikey", "token", "password", "secret", "access_key"})
 
@@ -60,6 +61,8 @@ def validate_spec(
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a spec is a mapping of fields (name, model, task, templates, topics, ...)")
     overridden = {apply_override(raw, item) for item in overrides}
+    if overrides:  # a --set value is YAML too: as bounded as the file
+        _check_size(raw, f"{origin} (with --set)")
     if "model" not in raw and os.environ.get(MODEL_ENV_VAR):
         raw["model"] = os.environ[MODEL_ENV_VAR]
     try:
@@ -107,16 +110,18 @@ def parse_yaml(text: str, origin: str = "spec") -> tuple[Any, dict[Path_, int]]:
 
 def _check_size(data: Any, origin: str) -> None:
     budget = MAX_SPEC_NODES
-    stack = [data]
+    stack = [(data, 0)]
     while stack:
         budget -= 1
         if budget < 0:
             raise SpecError(f"{origin}: more than {MAX_SPEC_NODES:,} values once YAML aliases are expanded")
-        item = stack.pop()
+        item, depth = stack.pop()
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"{origin}: values nested too deeply for a spec (more than {MAX_SPEC_DEPTH} levels)")
         if isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend((value, depth + 1) for value in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, depth + 1) for value in item)
 
 
 def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
@@ -141,6 +146,8 @@ def apply_override(raw: dict[str, Any], item: str) -> Path_:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
     except yaml.YAMLError:
         value = value_text
+    except RecursionError:
+        raise SpecError(f"--set {item[:60]!r}...: value nested too deeply for a spec") from None
     target: Any = raw
     for step, part in enumerate(path[:-1]):
         target = _descend(target, part, path[: step + 1], item)

@@ -22,7 +22,8 @@ EXECUTION_FIELDS = frozenset(
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No .inf or .nan anywhere: an infinite timeout or backoff is never meant, and would hang a run.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelParams(StrictModel):
@@ -116,7 +117,7 @@ class TopicNode(BaseModel):
     with inputs makes one item per unit of its inputs, its `quota` (optional) capping how many.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, TopicValue] = Field(init=False)
 
     quota: Quota | None = None
