@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from synth.cli import main
-from synth.testing.mock_openai import MockServer
+from synth.testing.mock_openai import Behaviour, MockServer
 from tests.conftest import base_spec, write_spec
 
 
@@ -202,3 +202,59 @@ def test_a_rows_input_that_is_a_device_is_a_user_error(tmp_path, mock_llm, devic
     spec = rows_spec(tmp_path, mock_llm.url, {"path": device, "format": "txt"})
     result = invoke("validate", str(spec))
     assert_one_line_error(result, 2, device, "not a regular file")
+
+
+# --- item 10: model strings and endpoints that cannot work
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model=foo/bar", "'foo' is not a provider litellm knows"),
+        ("model=gpt-nonexistent-9", "litellm cannot tell its provider"),
+        ("model=local/no-such-model.gguf", "no GGUF file at"),
+        ("api_base=htp://127.0.0.1:8000/v1", "scheme 'htp' is not http or https"),
+        ("api_base=not a url", "is not http or https"),
+        ("api_base=http://", "no host name"),
+        ("api_base=http://127.0.0.1:port/v1", "not a URL"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_a_model_or_endpoint_that_cannot_work_is_refused_before_any_call(
+    spec, tmp_path, mock_llm, override, expected, command
+):
+    extra = ["--out", str(tmp_path / "out"), "--quiet"] if command == "run" else []
+    result = invoke(command, str(spec), "--set", override, *extra)
+    assert_one_line_error(result, 2, expected)
+    assert mock_llm.state.calls == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_endpoint_env_var_that_is_not_a_url_is_refused(spec, tmp_path, mock_llm, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_BASE", "htp://127.0.0.1/v1")
+    path = write_spec(tmp_path, {**base_spec(mock_llm.url), "api_base": None}, "env.yaml")
+    result = invoke("validate", str(path))
+    assert_one_line_error(result, 2, "OPENAI_API_BASE='htp://127.0.0.1/v1'")
+
+
+def test_a_hosted_model_missing_from_the_model_map_gets_a_note(spec, tmp_path, mock_llm):
+    path = write_spec(tmp_path, {**base_spec(mock_llm.url), "api_base": None, "model": "openai/gpt-nonexistent-9"})
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "note: model 'openai/gpt-nonexistent-9' is not in litellm's model map" in said(result)
+    assert "--check-model" in said(result)
+
+
+def test_check_model_sends_one_tiny_request(spec, mock_llm):
+    result = invoke("validate", str(spec), "--check-model")
+    assert result.exit_code == 0, result.output
+    assert "model check: openai/mock-model answered" in said(result)
+    assert [call.body["max_tokens"] for call in mock_llm.state.calls] == [1]
+
+
+@pytest.mark.parametrize("status", [404, 401, 500])
+def test_check_model_turns_a_failing_model_into_exit_2(spec, mock_llm, status):
+    mock_llm.when_prompt_contains("Reply with OK.", Behaviour(status=status))
+    result = invoke("validate", str(spec), "--check-model")
+    assert_one_line_error(result, 2, "model check:", f"HTTP {status}")
+    assert len(mock_llm.state.calls) == 1

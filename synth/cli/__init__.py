@@ -64,14 +64,27 @@ def _prepare(spec: Path, overrides: tuple[str, ...]) -> PreparedJob:
 @main.command()
 @spec_argument
 @set_option
+@click.option("--check-model", is_flag=True, help="Also send the model one tiny request (max_tokens 1).")
 @handles_errors
-def validate(spec: Path, overrides: tuple[str, ...]) -> None:
-    """Check a spec: fields, task and verifier options, templates and a dry render of each."""
+def validate(spec: Path, overrides: tuple[str, ...], check_model: bool) -> None:
+    """Check a spec: fields, model string and endpoint, task and verifier options, templates and a dry render of
+    each. No model calls unless --check-model."""
     prepared = _prepare(spec, overrides)
+    show_notes(prepared)
+    if check_model:
+        from synth.llm.checks import check_model as probe
+
+        answered = asyncio.run(probe(prepared.spec))
+        console.print(f"model check: {prepared.spec.model} answered (as {answered})")
     console.print(
         f"ok: {spec} — {prepared.total_items:,} items over {len(prepared.leaves)} topics, "
         f"{len(prepared.templates)} template(s), spec_id {prepared.spec.spec_id}"
     )
+
+
+def show_notes(prepared: PreparedJob) -> None:
+    for note in prepared.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
 
 
 @main.command()
@@ -84,6 +97,8 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     from synth.llm import token_counter
 
     prepared = _prepare(spec, overrides)
+    if not as_json:
+        show_notes(prepared)
     report = plan_report(prepared, token_counter(prepared.spec.model))
     if as_json:
         console.print_json(json.dumps(report.as_dict()))

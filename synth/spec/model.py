@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -249,6 +250,14 @@ class JobSpec(StrictModel):
     batch_size: int = Field(32, ge=1, le=10_000, description="Items per batch: the unit of storage and of resume.")
     output: OutputSpec = Field(default_factory=OutputSpec)
 
+    @field_validator("api_base")
+    @classmethod
+    def _check_api_base(cls, api_base: str | None) -> str | None:
+        problem = None if api_base is None else url_problem(api_base)
+        if problem:
+            raise ValueError(problem)
+        return api_base
+
     @field_validator("topics")
     @classmethod
     def _check_topic_names(cls, topics: TopicExpansion | dict[str, Any]) -> TopicExpansion | dict[str, Any]:
@@ -323,6 +332,20 @@ class JobSpec(StrictModel):
     def verifier_fingerprint(self) -> str:
         """Hash of the verifier chain: a batch verified by another chain is verified again."""
         return stable_hash([ref.model_dump(mode="json") for ref in self.verifiers])
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) base URL such as http://127.0.0.1:8000/v1; None when it is one."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme or '(none)'!r} is not http or https (e.g. http://127.0.0.1:8000/v1)"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return "no host name, or spaces in the URL (e.g. http://127.0.0.1:8000/v1)"
+    return None
 
 
 def _leaves(

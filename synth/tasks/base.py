@@ -122,6 +122,10 @@ class Task:
         """Variables this task adds to every template (for example how many samples to ask for)."""
         return {}
 
+    def other_models(self) -> dict[str, str]:
+        """Models the task calls besides the spec's, by option name (a back-translation's pivot model)."""
+        return {}
+
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
         """What a reader yields → units, one work item each, lazily. Default: one unit per input row."""
         for row in inputs:
