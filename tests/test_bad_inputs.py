@@ -258,3 +258,58 @@ def test_check_model_turns_a_failing_model_into_exit_2(spec, mock_llm, status):
     result = invoke("validate", str(spec), "--check-model")
     assert_one_line_error(result, 2, "model check:", f"HTTP {status}")
     assert len(mock_llm.state.calls) == 1
+
+
+# --- item 11: what used to be accepted silently
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_both_lines(tmp_path, mock_llm):
+    text = write_spec(tmp_path, base_spec(mock_llm.url)).read_text() + "concurrency: 64\n"
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    first, second = (i + 1 for i, line in enumerate(text.splitlines()) if line.startswith("concurrency:"))
+    result = invoke("validate", str(path))
+    assert_one_line_error(result, 2, f"line {second}", "'concurrency' appears twice", f"first on line {first}")
+
+
+def test_a_duplicate_nested_yaml_key_is_refused(tmp_path, mock_llm):
+    path = tmp_path / "dup.yaml"
+    path.write_text(write_spec(tmp_path, base_spec(mock_llm.url)).read_text() + "vars:\n  a: 1\n  b: 2\n  a: 3\n")
+    result = invoke("validate", str(path))
+    assert_one_line_error(result, 2, "'a' appears twice")
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path, mock_llm):
+    path = tmp_path / "merge.yaml"
+    text = write_spec(tmp_path, base_spec(mock_llm.url)).read_text()
+    path.write_text(text + "vars:\n  <<: {a: 1}\n  b: 2\n")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_csv_with_an_unterminated_quote_is_refused_naming_where_it_opens(tmp_path, mock_llm):
+    (tmp_path / "seeds.csv").write_text('text,label\nfirst row,a\n"second row,b\nthird row,c\nfourth row,d\n')
+    spec = rows_spec(tmp_path, mock_llm.url, {"path": "seeds.csv", "field": "text"})
+    result = invoke("validate", str(spec))
+    assert_one_line_error(result, 2, "seeds.csv:3", "quote")
+    assert mock_llm.state.calls == []
+
+
+def test_a_csv_with_a_stray_quote_inside_a_field_is_refused(tmp_path, mock_llm):
+    (tmp_path / "seeds.csv").write_text('text,label\nfirst row,a\n"second" row,b\nthird row,c\n')
+    spec = rows_spec(tmp_path, mock_llm.url, {"path": "seeds.csv", "field": "text"})
+    result = invoke("validate", str(spec))
+    assert_one_line_error(result, 2, "seeds.csv:3", "not valid CSV")
+
+
+def test_a_csv_with_quoted_multiline_fields_still_reads(tmp_path, mock_llm):
+    (tmp_path / "seeds.csv").write_text('text,label\n"first\nrow",a\nsecond row,b\n')
+    spec = rows_spec(tmp_path, mock_llm.url, {"path": "seeds.csv", "field": "text"})
+    result = invoke("validate", str(spec))
+    assert result.exit_code == 0, result.output
+    assert "4 items" in said(result) or "2 items" in said(result)
+
+
+def test_a_total_beyond_the_quota_cap_is_refused(spec, mock_llm):
+    result = invoke("validate", str(spec), "--set", "topics.cooking={weight: 1}", "--set", "total=1000000000000")
+    assert_one_line_error(result, 2, "total (from --set)", "less than or equal to 10000000")

@@ -18,6 +18,7 @@ MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_SPEC_NODES = 200_000  # after alias expansion: stops YAML "billion laughs" before it reaches the validator
 MAX_SPEC_DEPTH = 100  # nesting the validator and the hashing of spec_id walk recursively
 MODEL_ENV_VAR = "SYNTH_MODEL"
+MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *defaults`: a YAML merge, not a key
 SECRET_KEYS = frozenset({"api_key", "apikey", "token", "password", "secret", "access_key"})
 
 Path_ = tuple[str | int, ...]
@@ -104,7 +105,7 @@ def parse_yaml(text: str, origin: str = "spec") -> tuple[Any, dict[Path_, int]]:
     _check_size(data, origin)
     lines: dict[Path_, int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, origin)
     return data, lines
 
 
@@ -124,18 +125,33 @@ def _check_size(data: Any, origin: str) -> None:
             stack.extend((value, depth + 1) for value in item)
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], origin: str) -> None:
+    """Maps field paths to lines, and refuses a key given twice in one mapping (YAML would keep the last silently)."""
     lines.setdefault(path, node.start_mark.line + 1)
     if len(path) > 64:
         return
     if isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, str], int] = {}
         for key, value in node.value:
             name = key.value
-            lines.setdefault((*path, name), key.start_mark.line + 1)
-            _index_lines(value, (*path, name), lines)
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.tag != MERGE_TAG:
+                seen = first_line.setdefault((key.tag, name), line)
+                if seen != line:
+                    raise _duplicate_key(origin, path, name, seen, line)
+            lines.setdefault((*path, name), line)
+            _index_lines(value, (*path, name), lines, origin)
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _index_lines(value, (*path, index), lines)
+            _index_lines(value, (*path, index), lines, origin)
+
+
+def _duplicate_key(origin: str, path: Path_, name: str, first: int, again: int) -> SpecError:
+    mapping = _dotted(path) or "the spec"
+    return SpecError(
+        f"{origin}: line {again}: {name!r} appears twice in {mapping} (first on line {first}); "
+        "YAML would keep the second silently: keep one"
+    )
 
 
 def apply_override(raw: dict[str, Any], item: str) -> Path_:

@@ -242,7 +242,7 @@ class JobSpec(StrictModel):
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
     inputs: InputRef | None = Field(None, description="Inputs every topic uses unless it names its own.")
     topics: Topics
-    total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
+    total: Quota | None = Field(None, description="Items shared among topics that have a weight, not a quota.")
     verifiers: list[PluginRef] = Field(default_factory=list)
     concurrency: int = Field(16, ge=1, le=4096, description="Most LLM calls in flight; adapts down on 429s.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
