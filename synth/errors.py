@@ -8,7 +8,8 @@
      │   └─ TemplateError  missing variable, unknown template, template syntax
      └─ RunError           something failed while running
          ├─ ModelError     provider failure; carries status and body (never secrets)
-         │   └─ RetryableModelError  429, 5xx, timeouts, dropped connections: worth another try
+         │   ├─ RetryableModelError  429, 5xx, timeouts, dropped connections: worth another try
+         │   └─ CredentialsError     no key for the model: fatal to a run, and a UserError too (exit 2)
          ├─ ParseError     a completion did not parse; carries reason and raw output
          ├─ VerifierError  a verifier itself broke (a rejection is a Verdict, not an error)
          └─ StoreError     the run directory could not be written (disk full, removed): rerun once fixed
@@ -62,6 +63,14 @@ class RetryableModelError(ModelError):
     @property
     def is_rate_limit(self) -> bool:
         return self.status == 429
+
+
+class CredentialsError(ModelError, UserError):
+    """No usable API key for a model. The user's to fix (a UserError: exit 2, nothing spent) and fatal to a job (a
+    ModelError: a worker stops the job as for a bad key)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, is_fatal=True)
 
 
 class ParseError(RunError):

@@ -313,3 +313,34 @@ def test_a_csv_with_quoted_multiline_fields_still_reads(tmp_path, mock_llm):
 def test_a_total_beyond_the_quota_cap_is_refused(spec, mock_llm):
     result = invoke("validate", str(spec), "--set", "topics.cooking={weight: 1}", "--set", "total=1000000000000")
     assert_one_line_error(result, 2, "total (from --set)", "less than or equal to 10000000")
+
+
+# --- item 12: a missing key is bad input, found before the run directory exists
+
+
+def test_a_missing_api_key_exits_2_and_leaves_no_run_directory(tmp_path, mock_llm):
+    spec = write_spec(tmp_path, {**base_spec(mock_llm.url), "api_base": None, "model": "openai/gpt-4o-mini"})
+    result = run_cli(spec, tmp_path / "out")
+    assert_one_line_error(result, 2, "no API key for openai/gpt-4o-mini", "OPENAI_API_KEY")
+    assert not (tmp_path / "out").exists()
+    other = write_spec(tmp_path, base_spec(mock_llm.url, name="another-spec"), "other.yaml")
+    assert run_cli(other, tmp_path / "out").exit_code == 0  # the directory is free for the next spec
+
+
+def test_an_empty_api_key_env_exits_2_and_leaves_no_run_directory(tmp_path, mock_llm, monkeypatch):
+    monkeypatch.delenv("MY_PROVIDER_API_KEY", raising=False)
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, api_key_env="MY_PROVIDER_API_KEY"))
+    result = run_cli(spec, tmp_path / "out")
+    assert_one_line_error(result, 2, "MY_PROVIDER_API_KEY")
+    assert not (tmp_path / "out").exists()
+    assert mock_llm.state.calls == []
+
+
+def test_a_missing_key_of_the_pivot_model_exits_2_before_any_call(tmp_path, mock_llm):
+    (tmp_path / "sentences.txt").write_text("The tide comes in twice a day.\n")
+    spec = base_spec(mock_llm.url, task={"name": "backtranslation", "pivot_model": "anthropic/claude-3-haiku-20240307"})
+    spec |= {"templates": ["backtranslation/translate.j2"], "topics": {"everyday": {}}, "inputs": "sentences.txt"}
+    result = run_cli(write_spec(tmp_path, spec), tmp_path / "out")
+    assert_one_line_error(result, 2, "no API key for anthropic/claude-3-haiku-20240307", "ANTHROPIC_API_KEY")
+    assert not (tmp_path / "out").exists()
+    assert mock_llm.state.calls == []

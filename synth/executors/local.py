@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from synth.errors import StoreError, SynthError
 from synth.llm import LLMClient
+from synth.llm.checks import require_credentials
 from synth.pipeline import JobContext, run_batch
 from synth.plan.expand import BatchRef
 from synth.plan.job import PreparedJob, iter_batches
@@ -55,6 +56,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
     """Runs (or resumes) the job into `out`. Raises a fatal ModelError (bad key, unknown model) or a StoreError
     (disk full) at once; batches already written stay done."""
     spec = prepared.spec
+    require_credentials(spec, prepared.task.other_models().values())  # before anything is written to `out`
     store = RunStore(out)
     store.lock()
     info: dict[str, Any] | None = None

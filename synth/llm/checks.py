@@ -7,6 +7,7 @@ A model string that no provider takes would otherwise pass validation and then f
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import cache
 
 from synth.errors import ModelError, UserError
@@ -64,6 +65,15 @@ async def check_model(spec: JobSpec) -> str:
     finally:
         await llm.aclose()
     return completion.model
+
+
+def require_credentials(spec: JobSpec, other_models: Iterable[str] = ()) -> None:
+    """Raises CredentialsError unless every model the job calls has its key (where its provider needs one): what a
+    run checks before it creates its directory. Builds each model's transport the way a run would, sending nothing."""
+    from synth.llm.client import LLMClient
+
+    for model in dict.fromkeys([spec.model, *other_models]):
+        LLMClient(spec if model == spec.model else spec.model_copy(update={"model": model}))
 
 
 def _env_base(provider: str) -> str | None:
