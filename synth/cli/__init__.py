@@ -33,7 +33,7 @@ from synth.plan.job import PreparedJob
 from synth.plan.prepare import prepare
 from synth.plan.report import plan_report
 from synth.spec.file import load_spec
-from synth.spec.model import json_schema
+from synth.spec.schema import json_schema
 from synth.store.run_store import RunStore
 
 console = Console(stderr=False, highlight=False)

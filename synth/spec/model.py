@@ -366,10 +366,3 @@ def _topic_content(node: TopicNode) -> dict[str, Any]:
     if node.inputs is not None:
         content["inputs"] = node.inputs.content()
     return content
-
-
-def json_schema() -> dict[str, Any]:
-    schema = JobSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "synth job spec"
-    return schema
