@@ -13,6 +13,7 @@ from synth.inputs.chunking import Chunk, TokenCounter, approx_tokens, chunk_docu
 from synth.inputs.documents import Document
 from synth.inputs.rows import Unit
 from synth.llm import token_counter
+from synth.llm.output import capped
 from synth.plan.expand import WorkItem
 from synth.tasks.base import Generation, OptionsOf, Rejected, Task, TaskOptions, extract_json, validate_samples
 from synth.tasks.doc_qa.evidence import locate
@@ -86,7 +87,7 @@ class DocQaTask(Task):
         return {"n": self.opts.pairs_per_chunk}
 
     def response_model(self) -> type[BaseModel] | None:
-        return DocQaPairs
+        return capped(DocQaPairs, "pairs", self.opts.pairs_per_chunk)
 
     def count_tokens(self) -> TokenCounter:
         """The tokenizer chunks and contexts are measured with."""
