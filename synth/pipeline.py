@@ -130,6 +130,9 @@ async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verifi
         logger.error("verifier failed: batch=%s error=%s", batch.batch_id, exc)
         failed += _fail_all(batch, records, exc)
         records = []
+    for record in records:  # a rejected record keeps the model's raw output, whoever rejected it; an accepted one not
+        if record.status == "accepted":
+            record.raw_output = None
     write = stage.store.write_batch
     return await asyncio.to_thread(write, batch, records, failed, generated.usage, stage.job_id, stage.fingerprint)
 
@@ -174,8 +177,10 @@ def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobC
 def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage, ctx: JobContext, raw: str) -> Record:
     """An accepted record, or a rejected one that keeps the raw output and says why."""
     task = ctx.task
-    if not isinstance(sample, Rejected):
-        return Record(record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage)
+    if not isinstance(sample, Rejected):  # raw output kept until the verifiers have spoken (see verify_batch)
+        return Record(
+            record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage, raw_output=raw
+        )
     details = {"error": sample.message}
     verdict = Verdict(verifier="parse", version=task.version, passed=False, reason=sample.reason, details=details)
     return Record(
@@ -183,7 +188,7 @@ def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage,
         status="rejected",
         reason=sample.reason,
         task=task.name,
-        sample=sample.sample,
+        sample=task.full_sample(sample.sample),
         lineage=lineage,
         verdicts=[verdict],
         raw_output=raw,

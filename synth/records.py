@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from synth.ids import stable_hash
 
@@ -64,6 +65,17 @@ class Verdict(BaseModel):
     score: float | None = None
     reason: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     details: dict[str, Any] = Field(default_factory=dict)
+    """Whatever the verifier measured. In a record file it is JSON text: each verifier (and outcome) has its own
+    fields, and a column whose type changed from row to row would stop Arrow and `datasets` reading the shards."""
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_serializer("details", when_used="json")
+    def _as_text(self, details: dict[str, Any]) -> str:
+        return json.dumps(details, sort_keys=True, ensure_ascii=False)
 
     @model_validator(mode="after")
     def _reason_when_rejected(self) -> Verdict:

@@ -37,6 +37,23 @@ class DocQaPair(BaseModel):
         return value.strip() if isinstance(value, str) else value
 
 
+class AnswerPosition(BaseModel):
+    """Where the evidence lies in the example's context: offsets (end exclusive), start relative to its length."""
+
+    start: int
+    end: int
+    relative: float
+    chunk_start: int
+    chunk_end: int
+
+
+class DocQaExample(DocQaPair):
+    """An accepted pair: the long-context training example, with the context and where its answer lies in it."""
+
+    context: str
+    answer_position: AnswerPosition
+
+
 class DocQaPairs(BaseModel):
     """What a call must answer: {"pairs": [{"question": ..., "answer": ..., "evidence": ...}, ...]}."""
 
@@ -79,6 +96,7 @@ class DocQaTask(Task):
     Options: ClassVar[type[TaskOptions]] = DocQaOptions
     Sample: ClassVar[type[BaseModel]] = DocQaPair
     text_fields: ClassVar[tuple[str, ...]] = ("question", "answer")
+    Accepted: ClassVar[type[BaseModel] | None] = DocQaExample
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "documents"
 
     opts = OptionsOf(DocQaOptions)
