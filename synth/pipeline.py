@@ -223,6 +223,8 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             cost_usd=generation.cost_usd,
+            calls=len(generation.calls),
+            cached_calls=sum(1 for call in generation.calls if call.cached),
         ),
         cached=generation.cached,
         synth_version=__version__,
@@ -230,12 +232,13 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
 
 
 def _usage(outcomes: Sequence[ItemOutcome]) -> dict[str, Any]:
-    """Per-call usage, counted once per item (an item's records share one call); cached calls cost nothing new."""
+    """Usage counted once per item (an item's records share its calls: one, or two for a back-translation);
+    cached calls cost nothing new."""
     calls = [o[0].lineage for o in outcomes if isinstance(o, list) and o]
     fresh = [lin for lin in calls if not lin.cached]
     return {
-        "calls": len(calls),
-        "cached_calls": len(calls) - len(fresh),
+        "calls": sum(lin.usage.calls for lin in calls),
+        "cached_calls": sum(lin.usage.cached_calls for lin in calls),
         "prompt_tokens": sum(lin.usage.prompt_tokens for lin in fresh),
         "completion_tokens": sum(lin.usage.completion_tokens for lin in fresh),
         "cost_usd": sum(lin.usage.cost_usd for lin in fresh),

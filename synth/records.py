@@ -19,6 +19,9 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    calls: int = 1
+    """Model calls behind the sample (a back-translation makes two), cached ones included."""
+    cached_calls: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -38,6 +38,7 @@ LIST_ITEM = re.compile(r"^[ \t]*(?:\d{1,3}[.)]|[-*•+])[ \t]+(.+?)[ \t]*$", re.
 DESCRIPTION_TAIL = re.compile(r"\s+[-–—]\s+.*$|:\s.*$|\s+\(.*\)$")
 MARKUP = re.compile(r"\*+|`+")  # markdown emphasis and code marks around (or inside) a name
 PUNCT_SPACE = re.compile(r"[\W_]+")
+PLACEHOLDER = re.compile(r"[<>{}\[\]|]")
 
 
 class Subtopics(BaseModel):
@@ -160,6 +161,8 @@ def clean_names(names: Sequence[str], parent: str, limit: int) -> list[str]:
         name = _cap(" ".join(raw.strip().strip("\"'`*_").split()).rstrip(".,;:"))
         key = normalize(name)
         if not key or "/" in name or name in RESERVED_TOPIC_KEYS or name == EXPAND_KEY or key in seen:
+            continue
+        if PLACEHOLDER.search(name):  # `<name`, `{name}`: the prompt's example echoed back, not a topic
             continue
         seen.add(key)
         kept.append(name)
