@@ -26,6 +26,8 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.options import default_out, set_option, spec_argument
+from synth.cli.preview import preview
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.distributed.queue import JOB_FILE
@@ -37,15 +39,6 @@ from synth.spec.schema import json_schema
 from synth.store.run_store import RunStore
 
 console = Console(stderr=False, highlight=False)
-
-spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="PATH=VALUE",
-    help="Override a spec field, e.g. --set model=openai/gpt-4o-mini --set params.temperature=0.2 (repeatable).",
-)
 
 
 @click.group()
@@ -121,7 +114,7 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
     from synth.executors.local import run_local
 
     prepared = _prepare(spec, overrides)
-    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    out_dir = out or default_out(prepared.spec)
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     display = LiveProgress(console)
     try:
@@ -201,7 +194,7 @@ def submit(spec: Path, overrides: tuple[str, ...], out: Path | None, redis_url_:
     """Validate, dry render, then enqueue a job's batches for `synth worker`s; prints the job id at once.
     Resubmitting the same spec and --out continues the job (failed items are retried)."""
     prepared = _prepare(spec, overrides)
-    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    out_dir = out or default_out(prepared.spec)
     conn, job = submit_job(console, prepared, out_dir, redis_url_)
     if not wait:
         return
@@ -224,6 +217,7 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
     cancel_job(console, target, redis_url_)
 
 
+main.add_command(preview)
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
