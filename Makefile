@@ -16,8 +16,9 @@ install:  ## venv + every dependency from the hashed lock file + synth itself (e
 	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 
-lock:  ## re-resolve requirements.txt from pyproject.toml (needs uv)
+lock:  ## re-resolve requirements.txt from pyproject.toml (needs uv); requirements-runtime.txt: the same pins, no dev extra
 	uv pip compile pyproject.toml --extra dev --extra local --generate-hashes --python-version 3.11 -o requirements.txt
+	uv pip compile pyproject.toml --extra local --generate-hashes --python-version 3.11 -c requirements.txt -o requirements-runtime.txt
 
 lint:
 	$(BIN)/ruff check .
