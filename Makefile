@@ -17,10 +17,12 @@ install:  ## venv + every dependency from the hashed lock file + synth itself (e
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 
 # torch: constraints.txt pins the CPU wheel in /opt/wheels (uv doesn't read pip's find-links; PyPI's is CUDA).
-lock:  ## re-resolve requirements.txt from pyproject.toml (needs uv)
+lock:  ## re-resolve requirements.txt from pyproject.toml (needs uv); requirements-runtime.txt: the same pins, no dev extra
 	uv pip compile pyproject.toml --extra dev --extra local --generate-hashes --python-version 3.11 \
 		--find-links /opt/wheels --emit-find-links -c constraints.txt -o requirements.txt
 	! grep -Ei '^(nvidia|triton|cuda)' requirements.txt  # a CUDA torch crept in
+	uv pip compile pyproject.toml --extra local --generate-hashes --python-version 3.11 \
+		--find-links /opt/wheels --emit-find-links -c constraints.txt -c requirements.txt -o requirements-runtime.txt
 
 lint:
 	$(BIN)/ruff check .

@@ -8,9 +8,11 @@
      │   └─ TemplateError  missing variable, unknown template, template syntax
      └─ RunError           something failed while running
          ├─ ModelError     provider failure; carries status and body (never secrets)
-         │   └─ RetryableModelError  429, 5xx, timeouts, dropped connections: worth another try
+         │   ├─ RetryableModelError  429, 5xx, timeouts, dropped connections: worth another try
+         │   └─ CredentialsError     no key for the model: fatal to a run, and a UserError too (exit 2)
          ├─ ParseError     a completion did not parse; carries reason and raw output
-         └─ VerifierError  a verifier itself broke (a rejection is a Verdict, not an error)
+         ├─ VerifierError  a verifier itself broke (a rejection is a Verdict, not an error)
+         └─ StoreError     the run directory could not be written (disk full, removed): rerun once fixed
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class RetryableModelError(ModelError):
         return self.status == 429
 
 
+class CredentialsError(ModelError, UserError):
+    """No usable API key for a model. The user's to fix (a UserError: exit 2, nothing spent) and fatal to a job (a
+    ModelError: a worker stops the job as for a bad key)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, is_fatal=True)
+
+
 class ParseError(RunError):
     """A completion did not parse into samples. `reason` is a snake_case rejection reason."""
 
@@ -74,3 +84,8 @@ class ParseError(RunError):
 
 class VerifierError(RunError):
     """A verifier crashed or misbehaved; the items of its batch end as failed, not rejected."""
+
+
+class StoreError(RunError):
+    """The run directory or its state could not be written (disk full, read-only, removed). Finished batches stay;
+    a rerun continues once the cause is fixed."""

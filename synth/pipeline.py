@@ -161,6 +161,9 @@ async def verify_batch(batch: BatchRef, generated: GeneratedBatch, stage: Verifi
     if unjudged:  # a verifier could not judge these: their items fail (a rerun retries them), the rest stand
         failed += [_unjudged(record, batch.batch_id) for record in unjudged.values()]
         records = [r for r in records if r.lineage.item_id not in unjudged]
+    for record in records:  # a rejected record keeps the model's raw output, whoever rejected it; an accepted one not
+        if record.status == "accepted":
+            record.raw_output = None
     write = stage.store.write_batch
     return await asyncio.to_thread(write, batch, records, failed, generated.usage, stage.job_id, stage.fingerprint)
 
@@ -205,8 +208,10 @@ def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobC
 def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage, ctx: JobContext, raw: str) -> Record:
     """An accepted record, or a rejected one that keeps the raw output and says why."""
     task = ctx.task
-    if not isinstance(sample, Rejected):
-        return Record(record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage)
+    if not isinstance(sample, Rejected):  # raw output kept until the verifiers have spoken (see verify_batch)
+        return Record(
+            record_id=record_id, status="accepted", task=task.name, sample=sample, lineage=lineage, raw_output=raw
+        )
     details = {"error": sample.message}
     verdict = Verdict(
         verifier=PARSE_VERIFIER, version=task.version, passed=False, reason=sample.reason, details=details
@@ -216,7 +221,7 @@ def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage,
         status="rejected",
         reason=sample.reason,
         task=task.name,
-        sample=sample.sample,
+        sample=task.full_sample(sample.sample),
         lineage=lineage,
         verdicts=[verdict],
         raw_output=raw,
@@ -251,6 +256,8 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             cost_usd=generation.cost_usd,
+            calls=len(generation.calls),
+            cached_calls=sum(1 for call in generation.calls if call.cached),
         ),
         cached=generation.cached,
         synth_version=__version__,
@@ -258,12 +265,13 @@ def _lineage(item: WorkItem, batch_id: str, generation: Generation, ctx: JobCont
 
 
 def _usage(outcomes: Sequence[ItemOutcome]) -> StageUsage:
-    """Per-call usage, counted once per item (an item's records share one call); cached calls cost nothing new."""
+    """Usage counted once per item (an item's records share its calls: one, or two for a back-translation);
+    cached calls cost nothing new."""
     calls = [o[0].lineage for o in outcomes if isinstance(o, list) and o]
     fresh = [lin for lin in calls if not lin.cached]
     return StageUsage(
-        calls=len(calls),
-        cached_calls=len(calls) - len(fresh),
+        calls=sum(lin.usage.calls for lin in calls),
+        cached_calls=sum(lin.usage.cached_calls for lin in calls),
         prompt_tokens=sum(lin.usage.prompt_tokens for lin in fresh),
         completion_tokens=sum(lin.usage.completion_tokens for lin in fresh),
         cost_usd=sum(lin.usage.cost_usd for lin in fresh),

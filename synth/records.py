@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, field_validator, model_validator
 
 from synth.ids import stable_hash
 
@@ -25,6 +26,9 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    calls: int = 1
+    """Model calls behind the sample (a back-translation makes two), cached ones included."""
+    cached_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -97,6 +101,9 @@ class Verdict(BaseModel):
     score: float | None = None
     reason: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
     details: dict[str, Any] = Field(default_factory=dict)
+    """Whatever the verifier measured. In a record file it is JSON text: each verifier (and outcome) has its own
+    fields, and a column whose type changed from row to row would stop Arrow and `datasets` reading the shards."""
+
     error: bool = False
     """The verifier could not judge this sample (a failure of ours, such as `sandbox_error`, never the sample's):
     the item ends failed, counted apart from rejections, and a rerun tries it again."""
@@ -107,6 +114,15 @@ class Verdict(BaseModel):
     stage: Literal["finalize"] | None = Field(None, exclude_if=_is_none)
     """"finalize" on a verdict of the run-level finalize stage (absent on batch verdicts): a rerun of finalize
     takes its own verdicts back before it judges again."""
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_serializer("details", when_used="json")
+    def _as_text(self, details: dict[str, Any]) -> str:
+        return json.dumps(details, sort_keys=True, ensure_ascii=False)
 
     _replacement: dict[str, Any] | None = PrivateAttr(default=None)
 

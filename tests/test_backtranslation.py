@@ -214,7 +214,7 @@ def test_rerun_makes_no_new_model_calls_for_either_leg(sentences, tmp_path, mock
     mock_llm.state.calls.clear()
     progress = asyncio.run(run_local(prepare(load_spec(sentences)), tmp_path / "out"))
     assert mock_llm.state.calls == []
-    assert (progress.totals.accepted, progress.totals.cached_calls, progress.totals.cost_usd) == (4, 4, 0)
+    assert (progress.totals.accepted, progress.totals.cached_calls, progress.totals.cost_usd) == (4, 8, 0)  # 2 legs
 
 
 def test_a_pivot_model_of_its_own_runs_the_first_leg(tmp_path, mock_llm, monkeypatch):

@@ -334,7 +334,8 @@ def test_identical_outputs_keep_one_and_reject_the_rest_as_duplicates(spec, tmp_
     assert sorted(r["status"] for r in same) == ["accepted"] + ["rejected"] * 6
     assert {r["reason"] for r in same if r["status"] == "rejected"} == {"exact_duplicate"}
     kept = next(r["record_id"] for r in same if r["status"] == "accepted")
-    assert {r["verdicts"][-1]["details"]["duplicate_of"] for r in same if r["status"] == "rejected"} == {kept}
+    duplicates = [json.loads(r["verdicts"][-1]["details"]) for r in same if r["status"] == "rejected"]  # JSON text
+    assert {d["duplicate_of"] for d in duplicates} == {kept}
 
 
 def test_rerun_of_a_batch_keeps_its_own_dedup_claims(spec, tmp_path, mock_llm):

@@ -19,6 +19,7 @@ from synth.cli import main
 from synth.errors import ParseError
 from synth.executors.local import run_local
 from synth.llm import OutputMode, output_mode, response_format
+from synth.llm.output import capped
 from synth.planning.job import PreparedJob
 from synth.planning.prepare import prepare
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary
@@ -308,10 +309,18 @@ def test_each_backtranslation_leg_asks_its_own_model_in_its_own_mode(tmp_path, m
     assert all('Reply as {"translation": "..."}' in prompt for prompt in pivot_prompts)
 
 
+TWO_SUBTOPICS = capped(Subtopics, "subtopics", 2)  # the expansion asks for `degree` subtopics at most
+
+
 @pytest.mark.parametrize(
     ("model", "json_mode", "sent", "asks_for"),
     [
-        (SCHEMA_MODEL, "auto", response_format(OutputMode.SCHEMA, Subtopics), '{"subtopics": ['),
+        (
+            SCHEMA_MODEL,
+            "auto",
+            response_format(OutputMode.SCHEMA, capped(Subtopics, "subtopics", 2)),
+            '{"subtopics": [',
+        ),
         (UNKNOWN_MODEL, "on", {"type": "json_object"}, '{"subtopics": ['),
         (UNKNOWN_MODEL, "auto", None, "Reply as a JSON list of strings"),
     ],
@@ -349,4 +358,4 @@ def test_plan_of_a_job_asking_for_a_bare_object_names_no_schema(tmp_path, mock_l
 def test_the_example_spec_asks_for_items_by_schema():
     prepared = prepare(load_spec(Path(__file__).parent.parent / "configs" / "structured.yaml"))
     assert prepared.json_mode is OutputMode.SCHEMA
-    assert prepared.task.response_model() is InstructionItems
+    assert prepared.task.response_model() is capped(InstructionItems, "items", 3)  # at most samples_per_call

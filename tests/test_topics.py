@@ -255,7 +255,8 @@ def test_cli_refuses_set_on_fields_that_are_not_about_calling(mock_llm, tmp_path
     assert mock_llm.state.calls == []
 
 
-def test_cli_without_a_model_says_how_to_give_one(tmp_path):
+def test_cli_without_a_model_or_the_bundled_one_says_how_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("synth.llm.local.has_llama_cpp", lambda: False)  # as without the optional '.[local]'
     result = CliRunner().invoke(main, ["topics", "expand", "Cooking", "-o", str(tmp_path / "t.yaml")])
     assert result.exit_code == 2
     assert "error: no model configured: pass --model or set SYNTH_MODEL" in result.output

@@ -340,3 +340,13 @@ async def test_chain_after_everything_is_rejected_calls_no_more_verifiers(contex
     records = [make_record("a", "")]
     await run_chain([length(context), CrashingVerifier()], records)
     assert [(v.verifier, v.reason) for v in records[0].verdicts] == [("length", "empty_output")]
+
+
+def test_every_installed_plugin_has_the_whole_protocol():
+    """`preload`, `aclose` and `resources` are part of the protocol, not optional extras found by getattr."""
+    for name in verify.available():
+        cls = verify.plugin(name)
+        assert cls.name == name
+        assert callable(cls.preload), name
+        assert callable(getattr(cls, "aclose", None)), name
+        assert cls.resources <= {"llm", "embedder", "sandbox"}, name

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from synth.records import Record, Verdict
-from synth.verify.protocol import VerifierContext, VerifierOptions
+from synth.verify.protocol import BaseVerifier, VerifierContext, VerifierOptions
 from verifiers.text import (
     LANGUAGE_SCRIPTS,
     MIN_WORDS_FOR_LANGUAGE,
@@ -131,7 +131,7 @@ class QualityOptions(VerifierOptions):
         return code
 
 
-class QualityVerifier:
+class QualityVerifier(BaseVerifier):
     name: ClassVar[str] = "quality"
     version: ClassVar[str] = "1"
     Options: ClassVar[type[VerifierOptions]] = QualityOptions

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
@@ -59,3 +60,12 @@ def start_worker(
     )
     logger.info("synth %s worker on %s: queue=%s", stage, safe_url(resolved), queue.name)
     return bool(worker.work(burst=burst, with_scheduler=True))
+
+
+def is_alive(stage: str, url: str | None = None, host: str | None = None) -> bool:
+    """Whether a worker of `stage` on `host` (default: this one) is registered in Redis: a worker's key lives only
+    while it sends heartbeats (worker_ttl), so a hung or dead worker drops out. What a container healthcheck asks."""
+    conn = connect_checked(redis_url(url))
+    queue = Queue(keys.QUEUES[stage], connection=conn, serializer=JSONSerializer)
+    host = host or socket.gethostname()
+    return any(worker.hostname == host for worker in Worker.all(queue=queue))

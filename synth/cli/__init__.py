@@ -26,6 +26,8 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.options import default_out, set_option, spec_argument
+from synth.cli.preview import preview
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.cli.verify import verify
@@ -34,19 +36,10 @@ from synth.planning.job import PreparedJob
 from synth.planning.prepare import prepare
 from synth.planning.report import plan_report
 from synth.spec.file import load_spec
-from synth.spec.model import json_schema
+from synth.spec.schema import json_schema
 from synth.store.run_store import RunStore
 
 console = Console(stderr=False, highlight=False)
-
-spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="PATH=VALUE",
-    help="Override a spec field, e.g. --set model=openai/gpt-4o-mini --set params.temperature=0.2 (repeatable).",
-)
 
 
 @click.group()
@@ -65,14 +58,27 @@ def _prepare(spec: Path, overrides: tuple[str, ...]) -> PreparedJob:
 @main.command()
 @spec_argument
 @set_option
+@click.option("--check-model", is_flag=True, help="Also send the model one tiny request (max_tokens 1).")
 @handles_errors
-def validate(spec: Path, overrides: tuple[str, ...]) -> None:
-    """Check a spec: fields, task and verifier options, templates and a dry render of each."""
+def validate(spec: Path, overrides: tuple[str, ...], check_model: bool) -> None:
+    """Check a spec: fields, model string and endpoint, task and verifier options, templates and a dry render of
+    each. No model calls unless --check-model."""
     prepared = _prepare(spec, overrides)
+    show_notes(prepared)
+    if check_model:
+        from synth.llm.checks import check_model as probe
+
+        answered = asyncio.run(probe(prepared.spec.generation))
+        console.print(f"model check: {prepared.spec.model} answered (as {answered})")
     console.print(
         f"ok: {spec} — {prepared.total_items:,} items over {len(prepared.leaves)} topics, "
         f"{len(prepared.templates)} template(s), spec_id {prepared.spec.spec_id}"
     )
+
+
+def show_notes(prepared: PreparedJob) -> None:
+    for note in prepared.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
 
 
 @main.command()
@@ -85,6 +91,8 @@ def plan(spec: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     from synth.llm import token_counter
 
     prepared = _prepare(spec, overrides)
+    if not as_json:
+        show_notes(prepared)
     report = plan_report(prepared, token_counter(prepared.spec.model))
     if as_json:
         console.print_json(json.dumps(report.as_dict()))
@@ -107,7 +115,7 @@ def run(spec: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -
     from synth.executors.local import run_local
 
     prepared = _prepare(spec, overrides)
-    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    out_dir = out or default_out(prepared.spec)
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     display = LiveProgress(console)
     try:
@@ -145,20 +153,35 @@ def schema() -> None:
 @click.argument("target")
 @redis_option
 @click.option("--repair", is_flag=True, help="Distributed: re-enqueue lost and failed batches.")
-@click.option("--json", "as_json", is_flag=True, help="Distributed: print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts (or a job's report) as JSON.")
 @handles_errors
 def status(target: str, redis_url_: str | None, repair: bool, as_json: bool) -> None:
     """Counts of a run directory or a distributed job (by id or run directory): items, accepted, rejected by
     reason, failed, tokens, cost; for a job also batches queued/running/retrying, failed jobs, busy workers."""
     path = Path(target)
     if path.is_dir() and not (path / JOB_FILE).exists():
-        store = RunStore(path)
-        store.info()
-        console.print(summary_table(store.totals()))
+        run_status(path, as_json)
         return
     report = status_of_job(console, target, redis_url_, repair, as_json)
     if report.error or report.failed_jobs:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def run_status(path: Path, as_json: bool) -> None:
+    """A run directory's counts, from the markers whose shards are intact (their sha256 checked)."""
+    store = RunStore(path)
+    store.info()
+    damaged: list[str] = []
+    totals = store.totals(verify=True, damaged=damaged)
+    if as_json:
+        click.echo(json.dumps({"out": str(path), "totals": totals.as_dict(), "damaged_batches": damaged}, indent=2))
+        return
+    console.print(summary_table(totals))
+    if damaged:
+        console.print(
+            f"[yellow]{len(damaged):,} batch(es) not counted: a missing or altered shard or a corrupt marker "
+            f"(e.g. {damaged[0]}); run the same command again to redo them[/]"
+        )
 
 
 @main.command()
@@ -172,7 +195,7 @@ def submit(spec: Path, overrides: tuple[str, ...], out: Path | None, redis_url_:
     """Validate, dry render, then enqueue a job's batches for `synth worker`s; prints the job id at once.
     Resubmitting the same spec and --out continues the job (failed items are retried)."""
     prepared = _prepare(spec, overrides)
-    out_dir = out or Path(prepared.spec.output.dir or f"runs/{prepared.spec.name}")
+    out_dir = out or default_out(prepared.spec)
     conn, job = submit_job(console, prepared, out_dir, redis_url_)
     if not wait:
         return
@@ -195,6 +218,7 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
     cancel_job(console, target, redis_url_)
 
 
+main.add_command(preview)
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)

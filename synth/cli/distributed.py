@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -38,10 +39,18 @@ redis_option = click.option(
 @click.option("--name", help="Worker name (default: RQ's host.pid).")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
 @click.option("--maintenance-interval", type=int, default=30, show_default=True, help="Seconds between RQ upkeep.")
+@click.option("--check", is_flag=True, help="Exit 0 if a worker of STAGE on this host is alive, else 1 (healthchecks).")
 @handles_errors
-def worker(stage: str, redis_url_: str | None, name: str | None, burst: bool, maintenance_interval: int) -> None:
+def worker(
+    stage: str, redis_url_: str | None, name: str | None, burst: bool, maintenance_interval: int, check: bool
+) -> None:
     """Start an RQ worker for one stage (one queue per worker process; start as many as you like)."""
-    from workers.worker import start_worker  # the CLI is the entry point that may know the worker process
+    from workers.worker import is_alive, start_worker  # the CLI is the entry point that may know the worker process
+
+    if check:
+        alive = is_alive(stage, redis_url_)
+        click.echo(f"a {stage} worker is alive on this host" if alive else f"no {stage} worker alive on this host")
+        sys.exit(0 if alive else 1)
 
     logging.getLogger("rq.worker").setLevel(logging.INFO)
     start_worker(stage, redis_url_, name=name, burst=burst, maintenance_interval_s=maintenance_interval)

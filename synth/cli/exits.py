@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from synth.errors import ModelError, SynthError, UserError
+from synth.errors import ModelError, StoreError, SynthError, UserError
 
 errors = Console(stderr=True, highlight=False, soft_wrap=True)  # a path cut in two cannot be copied
 
@@ -27,6 +27,8 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"error: {exc}", EXIT_USER_ERROR)
         except ModelError as exc:
             fail(f"model error: {exc}", EXIT_RUN_FAILED)
+        except StoreError as exc:
+            fail(f"run failed: {exc}; fix that, then run the same command again to continue", EXIT_RUN_FAILED)
         except SynthError as exc:
             fail(f"run failed: {exc}", EXIT_RUN_FAILED)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,12 +20,14 @@ EXIT_USER_ERROR = 2
 def serve_model(model: str, host: str, port: int) -> None:
     """Serve a local GGUF model at /v1/chat/completions until Ctrl-C.
 
-    Point specs at it with `model: openai/<any name>` and `api_base: <the printed URL>`.
+    Point specs at it with `model: openai/<the name printed>` and `api_base: <the printed URL>`; another model name
+    gets 404, as from OpenAI. Streams with stream=true.
     """
     from synth.llm.serve import serve
 
     def ready(url: str) -> None:
-        click.echo(f"serving {model} at {url} (Ctrl-C to stop)")
+        name = Path(model).stem if model.endswith(".gguf") else model
+        click.echo(f"serving {model} at {url} as model {name!r} (Ctrl-C to stop)")
 
     try:
         asyncio.run(serve(model, host, port, on_ready=ready))

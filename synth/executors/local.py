@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from synth.errors import ModelError
+from synth.errors import StoreError, SynthError
 from synth.llm import LLMClient
+from synth.llm.checks import require_credentials
 from synth.pipeline import JobContext, run_batch
 from synth.planning.expand import BatchRef
 from synth.planning.job import PreparedJob, iter_batches
@@ -55,14 +56,19 @@ class RunObserver(Protocol):
 
 
 async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | None = None) -> RunProgress:
-    """Runs (or resumes) the job into `out`. Raises a fatal ModelError (bad key, unknown model) at once."""
+    """Runs (or resumes) the job into `out`. Raises a fatal ModelError (bad key, unknown model) or a StoreError
+    (disk full) at once; batches already written stay done."""
     spec = prepared.spec
+    require_credentials(spec.generation, prepared.task.other_models().values())  # before anything is written to `out`
     store = RunStore(out)
     store.lock()
+    info: dict[str, Any] | None = None
+    failed = True
     try:
         info = store.init(spec, spec.batch_size)
         if info["batch_size"] != spec.batch_size:
             logger.warning("run keeps its batch size: batch_size=%d requested=%d", info["batch_size"], spec.batch_size)
+        store.drop_damaged()  # a corrupt marker or a missing or altered shard: that batch is done again
         store.remove_orphans()
         state = LocalState(out / "state.sqlite")
         llm = LLMClient(spec.generation, cache=state)
@@ -78,11 +84,25 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
         finally:
             await llm.aclose()
             state.close()
+        failed = False
         return progress
     finally:
-        if (out / "run.json").exists():
-            store.write_manifest()
-        store.unlock()
+        try:
+            if info is not None:
+                _write_manifest(store, quietly=failed)
+        finally:
+            store.unlock()
+
+
+def _write_manifest(store: RunStore, *, quietly: bool) -> None:
+    """The manifest of what is done. After a failure, a manifest that cannot be written (the disk that filled up)
+    must not hide the failure itself: it is logged, and the next run writes it."""
+    try:
+        store.write_manifest()
+    except StoreError as exc:
+        if not quietly:
+            raise
+        logger.warning("manifest not written: %s", exc)
 
 
 async def _finalize(ctx: JobContext, progress: RunProgress) -> None:
@@ -127,6 +147,6 @@ async def _run_batches(
                     continue
                 await slots.acquire()
                 group.create_task(one(batch))
-    except* ModelError as group_error:
+    except* SynthError as group_error:  # a fatal model error, a full disk: one clear error, not an ExceptionGroup
         raise group_error.exceptions[0] from None
     report()

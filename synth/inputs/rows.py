@@ -117,12 +117,16 @@ def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
         return
     if path.is_dir():
         raise UserError(f"{path}: a directory; format {kind} reads files (name them, e.g. {path}/*.{kind})")
+    if not path.is_file():  # a device would never end (/dev/zero), a FIFO would wait forever
+        raise UserError(f"{path}: not a regular file (a device, FIFO or socket); name a file")
     if kind not in FILE_READERS:
         raise UserError(f"{path}: unknown input format {kind!r}; use one of auto, jsonl, csv, txt, run")
     try:
         yield from FILE_READERS[kind](path, ref.field, shown_path(path, base_dir))
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a line)") from None
+    except OSError as exc:  # EIO from a failing disk, a file that vanished mid-read
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
@@ -143,19 +147,27 @@ def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
 
 
 def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
+    """Strict CSV: a quote left open (which would swallow every following row into one field) is an error naming
+    the line where the row that holds it starts."""
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
+        reader = csv.DictReader(handle, strict=True)
+        try:
+            columns = reader.fieldnames or []
+        except csv.Error as exc:
+            raise UserError(f"{path}:1: not valid CSV ({exc})") from None
         if field_name not in columns:
             names = ", ".join(columns) or "none"
             raise UserError(f"{path}:1: no column {field_name!r} (columns: {names}); set inputs.field")
+        row_start = reader.line_num + 1
         try:
             for row in reader:
                 line = reader.line_num
                 fields = {k: v for k, v in row.items() if k is not None}
                 yield make_row(fields, field_name, {"path": shown, "line": line}, f"{path}:{line}")
+                row_start = line + 1
         except csv.Error as exc:
-            raise UserError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+            hint = " (a quote opened here is never closed)" if "unexpected end of data" in str(exc) else ""
+            raise UserError(f"{path}:{row_start}: not valid CSV{hint}: {exc}") from None
 
 
 def _read_txt(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:

@@ -5,12 +5,14 @@ each get their own, so each gets its own client, limits, cache namespace and usa
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No .inf or .nan anywhere: an infinite timeout or backoff is never meant, and would hang a run.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelParams(StrictModel):
@@ -68,6 +70,14 @@ class ModelConfig(StrictModel):
         "", max_length=64, description="Keeps this config's cached answers apart from another use of the same model."
     )
 
+    @field_validator("api_base")
+    @classmethod
+    def _check_api_base(cls, api_base: str | None) -> str | None:
+        problem = None if api_base is None else url_problem(api_base)
+        if problem:
+            raise ValueError(problem)
+        return api_base
+
     @classmethod
     def of(cls, value: ModelConfig | str | dict[str, Any]) -> ModelConfig:
         """A config from an option value: a config, a bare model string, or a mapping of fields."""
@@ -78,3 +88,17 @@ class ModelConfig(StrictModel):
     def with_model(self, model: str) -> ModelConfig:
         """The same endpoint settings and limits for another model (a pivot leg, a second judge)."""
         return self if model == self.model else self.model_copy(update={"model": model})
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) base URL such as http://127.0.0.1:8000/v1; None when it is one."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme or '(none)'!r} is not http or https (e.g. http://127.0.0.1:8000/v1)"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return "no host name, or spaces in the URL (e.g. http://127.0.0.1:8000/v1)"
+    return None

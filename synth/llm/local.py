@@ -154,8 +154,24 @@ class LocalModel:
         return cast("CreateChatCompletionResponse", response)
 
     async def achat(self, request: ChatRequest, timeout_s: float | None = None) -> CreateChatCompletionResponse:
-        """`chat` without blocking the event loop; `timeout_s` counts the wait for the model's turn."""
-        future = asyncio.wrap_future(self.worker.submit(self.chat, request))
+        """`chat` without blocking the event loop. `timeout_s` counts from the call's turn on the model: waiting in
+        its queue behind other calls is not slowness (sixteen queued calls of 10 s each would time the last out).
+        A caller that gives up (cancels) before its turn takes its call out of the queue."""
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+
+        def run() -> CreateChatCompletionResponse:
+            loop.call_soon_threadsafe(started.set)
+            return self.chat(request)
+
+        future = asyncio.wrap_future(self.worker.submit(run))
+        turn = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait([future, turn], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+        finally:
+            turn.cancel()
+            if not started.is_set():
+                future.cancel()  # cancelled while queued (or failed): it never runs
         async with asyncio.timeout(timeout_s):
             return await future
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
 
 from synth.llm.pricing import supports_response_schema
 
 JsonModeSetting = Literal["auto", "on", "off"]
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
 
 class OutputMode(StrEnum):
@@ -69,3 +71,18 @@ def _schema_format(answer: type[BaseModel]) -> str:
     # Not strict: OpenAI's strict mode wants every property required and no length bounds; the parser validates.
     schema = {"name": schema_name(answer), "schema": answer.model_json_schema(), "strict": False}
     return json.dumps({"type": "json_schema", "json_schema": schema})
+
+
+@cache
+def capped(answer: type[AnswerT], field: str, most: int) -> type[AnswerT]:
+    """`answer` with its list `field` bounded at `most` items (`maxItems` in the schema sent), same name and doc.
+
+    Without the bound a grammar-constrained model (llama.cpp) may keep adding items until max_tokens. Cached, so
+    each bound is one class: the schema sent, and so the response cache key, stays the same call after call.
+    """
+    info = answer.model_fields[field]
+    bounded = FieldInfo.merge_field_infos(info, Field(max_length=most))
+    fields: dict[str, Any] = {field: (info.annotation, bounded)}
+    return create_model(
+        answer.__name__, __base__=answer, __doc__=answer.__doc__, __module__=answer.__module__, **fields
+    )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from synth.errors import ModelError, RetryableModelError
+from synth.errors import CredentialsError, ModelError, RetryableModelError
 
 DIRECT_PROVIDERS = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
@@ -60,7 +60,7 @@ def resolve_api_key(model: str, api_key_env: str | None) -> str | None:
     if api_key_env:
         key = os.environ.get(api_key_env)
         if not key:
-            raise ModelError(f"api_key_env names {api_key_env}, but that environment variable is empty", is_fatal=True)
+            raise CredentialsError(f"api_key_env names {api_key_env}, but that environment variable is empty")
         return key
     provider, _ = split_model(model)
     return os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
@@ -200,9 +200,8 @@ def _require_credentials(model: str, api_base: str | None, api_key: str | None) 
     report = import_litellm().validate_environment(model=model, api_base=api_base, api_key=api_key)
     missing = [name for name in report.get("missing_keys", []) if "KEY" in name or "TOKEN" in name]
     if missing:
-        raise ModelError(
-            f"no API key for {model}: set {' or '.join(missing)}, or name the variable that holds it with api_key_env",
-            is_fatal=True,
+        raise CredentialsError(
+            f"no API key for {model}: set {' or '.join(missing)}, or name the variable that holds it with api_key_env"
         )
 
 

@@ -31,6 +31,8 @@ class PreparedJob:
     leaves: list[Leaf]
     base_dir: Path = field(default_factory=Path.cwd)
     sources: dict[tuple[str, ...], SourceSummary] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """What deserves a look though it may work (a model litellm's map does not list): shown by validate and plan."""
 
     @property
     def template_shas(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
 from synth.ids import stable_hash
+from synth.llm.checks import model_notes, model_problems
 from synth.planning.expand import Leaf, leaves
 from synth.planning.job import PreparedJob
 from synth.planning.sourcing import SourceSummary, summarize
@@ -40,12 +41,15 @@ def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: 
     all_leaves = leaves(stand_in_spec(spec))
     if task is not None:
         problems.extend(_input_problems(loaded, task, all_leaves))
+        if check:
+            problems.extend(_model_problems(loaded, task))
     if problems:
         raise SpecError(f"{loaded.source or 'spec'}: {len(problems)} problem(s)", problems)
     assert task is not None
     library = library or PromptLibrary.for_spec_dir(loaded.base_dir)
     templates = {name: library.get(name) for name in spec.templates}
-    prepared = PreparedJob(spec, task, templates, verifier_options, all_leaves, loaded.base_dir)
+    notes = tuple(note for model, _ in _models(loaded, task) for note in model_notes(model, spec.api_base))
+    prepared = PreparedJob(spec, task, templates, verifier_options, all_leaves, loaded.base_dir, notes=notes)
     if not check:
         return prepared
     prepared = _checked(prepared, loaded)
@@ -76,6 +80,26 @@ def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
         except TemplateError as exc:
             raise TemplateError(f"{exc} (topic {leaf.category})") from None
     return prepared
+
+
+def _models(loaded: LoadedSpec, task: Task) -> list[tuple[str, Path_]]:
+    """Every model the job calls, with the field that names it."""
+    spec = loaded.spec
+    found: list[tuple[str, Path_]] = [(spec.model, ("model",))]
+    if spec.expansion is not None and spec.expansion.model:
+        found.append((spec.expansion.model, ("topics", "expand", "model")))
+    found.extend((model, ("task", field)) for field, model in task.other_models().items())
+    return found
+
+
+def _model_problems(loaded: LoadedSpec, task: Task) -> list[str]:
+    """A provider no one knows, a malformed endpoint URL, a missing GGUF file: found before any call."""
+    api_base = loaded.spec.api_base
+    return [
+        f"{loaded.locate(where)}: {problem}"
+        for model, where in _models(loaded, task)
+        for problem in model_problems(model, api_base)
+    ]
 
 
 def _input_problems(loaded: LoadedSpec, task: Task, found: list[Leaf]) -> list[str]:

@@ -16,7 +16,9 @@ from synth.spec.model import JobSpec
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_SPEC_NODES = 200_000  # after alias expansion: stops YAML "billion laughs" before it reaches the validator
+MAX_SPEC_DEPTH = 100  # nesting the validator and the hashing of spec_id walk recursively
 MODEL_ENV_VAR = "SYNTH_MODEL"
+MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *defaults`: a YAML merge, not a key
 SECRET_KEYS = frozenset({"api_key", "apikey", "token", "password", "secret", "access_key"})
 
 Path_ = tuple[str | int, ...]
@@ -60,6 +62,8 @@ def validate_spec(
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a spec is a mapping of fields (name, model, task, templates, topics, ...)")
     overridden = {apply_override(raw, item) for item in overrides}
+    if overrides:  # a --set value is YAML too: as bounded as the file
+        _check_size(raw, f"{origin} (with --set)")
     if "model" not in raw and os.environ.get(MODEL_ENV_VAR):
         raw["model"] = os.environ[MODEL_ENV_VAR]
     try:
@@ -101,36 +105,53 @@ def parse_yaml(text: str, origin: str = "spec") -> tuple[Any, dict[Path_, int]]:
     _check_size(data, origin)
     lines: dict[Path_, int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, origin)
     return data, lines
 
 
 def _check_size(data: Any, origin: str) -> None:
     budget = MAX_SPEC_NODES
-    stack = [data]
+    stack = [(data, 0)]
     while stack:
         budget -= 1
         if budget < 0:
             raise SpecError(f"{origin}: more than {MAX_SPEC_NODES:,} values once YAML aliases are expanded")
-        item = stack.pop()
+        item, depth = stack.pop()
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"{origin}: values nested too deeply for a spec (more than {MAX_SPEC_DEPTH} levels)")
         if isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend((value, depth + 1) for value in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, depth + 1) for value in item)
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], origin: str) -> None:
+    """Maps field paths to lines, and refuses a key given twice in one mapping (YAML would keep the last silently)."""
     lines.setdefault(path, node.start_mark.line + 1)
     if len(path) > 64:
         return
     if isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, str], int] = {}
         for key, value in node.value:
             name = key.value
-            lines.setdefault((*path, name), key.start_mark.line + 1)
-            _index_lines(value, (*path, name), lines)
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.tag != MERGE_TAG:
+                seen = first_line.setdefault((key.tag, name), line)
+                if seen != line:
+                    raise _duplicate_key(origin, path, name, seen, line)
+            lines.setdefault((*path, name), line)
+            _index_lines(value, (*path, name), lines, origin)
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _index_lines(value, (*path, index), lines)
+            _index_lines(value, (*path, index), lines, origin)
+
+
+def _duplicate_key(origin: str, path: Path_, name: str, first: int, again: int) -> SpecError:
+    mapping = _dotted(path) or "the spec"
+    return SpecError(
+        f"{origin}: line {again}: {name!r} appears twice in {mapping} (first on line {first}); "
+        "YAML would keep the second silently: keep one"
+    )
 
 
 def apply_override(raw: dict[str, Any], item: str) -> Path_:
@@ -141,6 +162,8 @@ def apply_override(raw: dict[str, Any], item: str) -> Path_:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
     except yaml.YAMLError:
         value = value_text
+    except RecursionError:
+        raise SpecError(f"--set {item[:60]!r}...: value nested too deeply for a spec") from None
     target: Any = raw
     for step, part in enumerate(path[:-1]):
         target = _descend(target, part, path[: step + 1], item)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from synth.errors import UserError
 from synth.ids import stable_hash
-from synth.llm.config import ModelConfig, ModelParams, RateLimit, RetryPolicy, StrictModel
+from synth.llm.config import ModelConfig, ModelParams, RateLimit, RetryPolicy, StrictModel, url_problem
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -74,7 +74,7 @@ class TopicNode(BaseModel):
     with inputs makes one item per unit of its inputs, its `quota` (optional) capping how many.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, TopicValue] = Field(init=False)
 
     quota: Quota | None = None
@@ -198,13 +198,21 @@ class JobSpec(StrictModel):
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables every template sees.")
     inputs: InputRef | None = Field(None, description="Inputs every topic uses unless it names its own.")
     topics: Topics
-    total: int | None = Field(None, ge=0, description="Items shared among topics that have a weight, not a quota.")
+    total: Quota | None = Field(None, description="Items shared among topics that have a weight, not a quota.")
     verifiers: list[PluginRef] = Field(default_factory=list)
     concurrency: int = Field(16, ge=1, le=4096, description="Most LLM calls in flight; adapts down on 429s.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     batch_size: int = Field(32, ge=1, le=10_000, description="Items per batch: the unit of storage and of resume.")
     output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("api_base")
+    @classmethod
+    def _check_api_base(cls, api_base: str | None) -> str | None:
+        problem = None if api_base is None else url_problem(api_base)
+        if problem:
+            raise ValueError(problem)
+        return api_base
 
     @field_validator("topics")
     @classmethod
@@ -314,10 +322,3 @@ def _topic_content(node: TopicNode) -> dict[str, Any]:
     if node.inputs is not None:
         content["inputs"] = node.inputs.content()
     return content
-
-
-def json_schema() -> dict[str, Any]:
-    schema = JobSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "synth job spec"
-    return schema

@@ -14,11 +14,15 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     digest = hashlib.sha256()
-    with tmp.open("w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-            digest.update(chunk.encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                digest.update(chunk.encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written temp file on a full disk would only keep it full
+        raise
     return digest.hexdigest()

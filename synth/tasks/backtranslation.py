@@ -100,6 +100,9 @@ class BacktranslationTask(Task):
                 extra = {"source_language": source, "pivot_language": pivot, "from_language": source}
                 yield row_unit(row, stable_hash(row.input_id, pivot), **extra, to_language=pivot)
 
+    def other_models(self) -> dict[str, str]:
+        return {"pivot_model": self.opts.pivot_model} if self.opts.pivot_model else {}
+
     def response_model(self) -> type[BaseModel] | None:
         """Each leg answers {"translation": "..."} in JSON mode, each in its own model's mode."""
         return Translation

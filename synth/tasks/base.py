@@ -6,7 +6,8 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from types import UnionType
+from typing import Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,7 +26,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class TaskOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no .inf/.nan: never meant
 
 
 OptionsT = TypeVar("OptionsT", bound=TaskOptions)
@@ -113,6 +114,8 @@ class Task:
     prompt_fields: ClassVar[tuple[str, ...]] = ()
     """The fields that pose what the others answer (an instruction, a question, a source text): an answer that
     only repeats them is no answer."""
+    Accepted: ClassVar[type[BaseModel] | None] = None
+    """The shape of an accepted sample when the task adds fields after parsing (a doc_qa context); else `Sample`."""
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "none"
     """What a sourced topic feeds this task (`synth.inputs.rows.READERS`); "none": topics × templates × quotas only."""
 
@@ -123,6 +126,18 @@ class Task:
 
     def template_vars(self) -> dict[str, Any]:
         """Variables this task adds to every template (for example how many samples to ask for)."""
+        return {}
+
+    def full_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """`sample` with every field an accepted sample has, those it lacks empty ("", 0, [], ...) but of their type.
+
+        Record files stay type-stable: Arrow (and `datasets`) fixes a column's type from the first file, and a
+        field that is null or missing there cannot take a value in the next file.
+        """
+        return {**empty_value(self.Accepted or self.Sample), **sample}
+
+    def other_models(self) -> dict[str, str]:
+        """Models the task calls besides the spec's, by option name (a back-translation's pivot model)."""
         return {}
 
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
@@ -239,3 +254,16 @@ def validated(model: type[ModelT], value: Any, raw: str) -> ModelT:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise ParseError("schema_error", f"{where}: {first['msg']}", raw) from None
+
+
+def empty_value(annotation: Any) -> Any:
+    """The empty value of a type: "" for text, 0 for numbers, [] for lists, every field for a model; None for None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {name: empty_value(field.annotation) for name, field in annotation.model_fields.items()}
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return type(get_args(annotation)[0])()
+    if origin in (Union, UnionType):
+        return empty_value(next((arg for arg in get_args(annotation) if arg is not type(None)), None))
+    kind = origin or annotation
+    return kind() if kind in (str, int, float, bool, list, dict, tuple) else None

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ParseError
+from synth.llm.output import capped
 from synth.tasks.base import OptionsOf, Task, TaskOptions, extract_json, validate_samples
 
 
@@ -76,7 +77,8 @@ class InstructionsTask(Task):
         """One sample, or {"items": [...]} when asking for several; free text for the labelled format."""
         if self.opts.format == "labelled":
             return None
-        return InstructionSample if self.opts.samples_per_call == 1 else InstructionItems
+        count = self.opts.samples_per_call
+        return InstructionSample if count == 1 else capped(InstructionItems, "items", count)
 
     def parse(self, text: str, finish_reason: str | None = None) -> list[dict[str, Any]]:
         options = self.opts

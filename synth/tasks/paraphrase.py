@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from synth.errors import ParseError
 from synth.ids import stable_hash
 from synth.inputs.rows import InputRow, Unit, row_unit
+from synth.llm.output import capped
 from synth.planning.expand import WorkItem
 from synth.tasks.base import (
     Generation,
@@ -94,7 +95,7 @@ class ParaphraseTask(Task):
 
     def response_model(self) -> type[BaseModel] | None:
         """{"paraphrases": [...]}; free text when the format is numbered lines."""
-        return None if self.opts.format == "lines" else ParaphraseList
+        return None if self.opts.format == "lines" else capped(ParaphraseList, "paraphrases", self.opts.n)
 
     def units(self, inputs: Iterator[Any]) -> Iterator[Unit]:
         """One unit per (row, style); its id hashes both, so adding a style keeps the other items."""

@@ -1,7 +1,8 @@
 """A mock OpenAI-compatible chat-completions server for tests and benchmarks (shipped, as pydantic-ai ships its
 test models, so users can test their specs offline too).
 
-Replies are deterministic: derived from the messages and seed of the request. Faults are injectable:
+Replies are deterministic: derived from the messages and seed of the request, and valid for whichever task sent
+it (see `synth.testing.mock_answers`), so any spec can be dry-run offline. Faults are injectable:
 latency, a cap on requests in flight (429 + Retry-After beyond it), random 5xx, and scripted replies
 (raw content, status codes, broken bodies, timeouts) for the next requests or for prompts containing a marker.
 
@@ -23,43 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-WORDS = (
-    "design",
-    "compare",
-    "explain",
-    "refactor",
-    "summarize",
-    "translate",
-    "debug",
-    "outline",
-    "estimate",
-    "plan",
-    "review",
-    "draft",
-    "classify",
-    "optimize",
-    "document",
-    "test",
-    "schedule",
-    "negotiate",
-    "analyze",
-    "visualize",
-)
-NOUNS = (
-    "a caching layer",
-    "a quarterly report",
-    "a sorting routine",
-    "a customer email",
-    "a database index",
-    "a travel budget",
-    "a unit test suite",
-    "a press release",
-    "a recipe",
-    "a migration plan",
-    "a pivot table",
-    "a commit history",
-    "a job posting",
-)
+from synth.testing.mock_answers import answer_for
 
 
 @dataclass
@@ -114,18 +79,6 @@ def request_key(body: dict[str, Any]) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
-def default_reply(key: str, body: dict[str, Any]) -> str:
-    """A valid instructions sample, distinct per key."""
-    h = int(key, 16)
-    verb, noun = WORDS[h % len(WORDS)], NOUNS[(h >> 8) % len(NOUNS)]
-    sample = {
-        "instruction": f"Please {verb} {noun} for me (request {key[:8]}).",
-        "input": "",
-        "output": f"Here is how to {verb} {noun}: first gather the facts, then work step by step. Ref {key}.",
-    }
-    return json.dumps(sample)
-
-
 def make_app(state: MockState) -> web.Application:
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -175,7 +128,7 @@ async def _respond(state: MockState, body: dict[str, Any], key: str) -> web.Resp
     if behaviour.status is not None and behaviour.status != 200:
         headers = {"Retry-After": f"{behaviour.retry_after:g}"} if behaviour.retry_after is not None else {}
         return web.json_response({"error": {"message": "scripted failure"}}, status=behaviour.status, headers=headers)
-    content = behaviour.content if behaviour.content is not None else default_reply(key, body)
+    content = behaviour.content if behaviour.content is not None else answer_for(key, body)
     if behaviour.broken_body:
         return web.Response(text='{"id": "x", "choices": [{"message": {"content": "', content_type="application/json")
     state.served += 1

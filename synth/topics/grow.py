@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synth.ids import derive_seed
 from synth.llm import LLMClient
+from synth.llm.output import capped
 from synth.prompts import Template
 from synth.spec.model import EXPAND_KEY, RESERVED_TOPIC_KEYS, JobSpec, TopicExpansionSettings
 
@@ -37,6 +38,7 @@ LIST_ITEM = re.compile(r"^[ \t]*(?:\d{1,3}[.)]|[-*•+])[ \t]+(.+?)[ \t]*$", re.
 DESCRIPTION_TAIL = re.compile(r"\s+[-–—]\s+.*$|:\s.*$|\s+\(.*\)$")
 MARKUP = re.compile(r"\*+|`+")  # markdown emphasis and code marks around (or inside) a name
 PUNCT_SPACE = re.compile(r"[\W_]+")
+PLACEHOLDER = re.compile(r"[<>{}\[\]|]")
 
 
 class Subtopics(BaseModel):
@@ -102,17 +104,18 @@ async def _subtopics(
     llm: LLMClient, template: Template, settings: TopicExpansionSettings, path: tuple[str, ...]
 ) -> list[str]:
     """One topic's subtopics. In JSON mode the prompt asks for `Subtopics`; else for a bare JSON list of names."""
+    answer = capped(Subtopics, "subtopics", settings.degree)
     variables = {
         "root": settings.root,
         "topic": path[-1],
         "path": list(path),
         "category": "/".join(path),
         "degree": settings.degree,
-        "json_mode": llm.output_mode(Subtopics).is_json,
+        "json_mode": llm.output_mode(answer).is_json,
     }
     messages = template.render(variables)
     seed = derive_seed(llm.params.seed, EXPAND_KEY, path)
-    completion = await llm.complete(messages, seed, Subtopics)
+    completion = await llm.complete(messages, seed, answer)
     return clean_names(parse_names(completion.text), parent=path[-1], limit=settings.degree)
 
 
@@ -158,6 +161,8 @@ def clean_names(names: Sequence[str], parent: str, limit: int) -> list[str]:
         name = _cap(" ".join(raw.strip().strip("\"'`*_").split()).rstrip(".,;:"))
         key = normalize(name)
         if not key or "/" in name or name in RESERVED_TOPIC_KEYS or name == EXPAND_KEY or key in seen:
+            continue
+        if PLACEHOLDER.search(name):  # `<name`, `{name}`: the prompt's example echoed back, not a topic
             continue
         seen.add(key)
         kept.append(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from synth.errors import VerifierError
+from synth.errors import StoreError, VerifierError
 from synth.records import Record, Verdict
 from synth.verify.protocol import Verifier
 
@@ -32,7 +32,7 @@ async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> Non
 async def _verify(verifier: Verifier, records: list[Record]) -> list[Verdict]:
     try:
         verdicts = await verifier.verify_batch(records)
-    except VerifierError:
+    except (VerifierError, StoreError):  # the run's own claims store failing (disk full) stops the run
         raise
     except Exception as exc:
         raise VerifierError(f"verifier {verifier.name} crashed: {type(exc).__name__}: {exc}") from exc

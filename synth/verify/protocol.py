@@ -42,7 +42,7 @@ class VerifierContext:
 
 
 class VerifierOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no .inf/.nan: never meant
 
 
 class Verifier(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 TRANSLATED = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "–": "-", "—": "-"})
+QUOTE_MARKS = frozenset("\"'“”‘’«»")
 WRAPPERS = re.compile(r"^(?:\.\.\.|…|[\"'“”‘’«»\s])+|(?:\.\.\.|…|[\"'“”‘’«»\s])+$")
 
 
@@ -33,12 +34,23 @@ def normalized(text: str) -> tuple[str, list[int]]:
 
 
 def locate(quote: str, source: str) -> tuple[int, int] | None:
-    """`(start, end)` of `quote` in `source` (end exclusive), or None when it is not there."""
-    wanted, _ = normalized(WRAPPERS.sub("", quote))
+    """`(start, end)` of `quote` in `source` (end exclusive), or None when it is not there.
+
+    Quote marks the model put around its quote are part of the span when the source has them there too (`"Keep
+    the light burning."` said in the text keeps its quotes); the source's marks count, typographic or not.
+    """
+    core = WRAPPERS.sub("", quote)
+    wanted, _ = normalized(core)
     if not wanted:
         return None
     haystack, origin = normalized(source)
     found = haystack.find(wanted)
     if found < 0:
         return None
-    return origin[found], origin[found + len(wanted) - 1] + 1
+    start, end = origin[found], origin[found + len(wanted) - 1] + 1
+    head, _, tail = quote.strip().partition(core.strip())
+    if start > 0 and source[start - 1] in QUOTE_MARKS and head[-1:] in QUOTE_MARKS:
+        start -= 1
+    if end < len(source) and source[end] in QUOTE_MARKS and tail[:1] in QUOTE_MARKS:
+        end += 1
+    return start, end

@@ -13,6 +13,7 @@ from synth.inputs.chunking import Chunk, TokenCounter, approx_tokens, chunk_docu
 from synth.inputs.documents import Document
 from synth.inputs.rows import Unit
 from synth.llm import token_counter
+from synth.llm.output import capped
 from synth.planning.expand import WorkItem
 from synth.tasks.base import Generation, OptionsOf, Rejected, Task, TaskOptions, extract_json, validate_samples
 from synth.tasks.doc_qa.evidence import locate
@@ -34,6 +35,23 @@ class DocQaPair(BaseModel):
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
+
+
+class AnswerPosition(BaseModel):
+    """Where the evidence lies in the example's context: offsets (end exclusive), start relative to its length."""
+
+    start: int
+    end: int
+    relative: float
+    chunk_start: int
+    chunk_end: int
+
+
+class DocQaExample(DocQaPair):
+    """An accepted pair: the long-context training example, with the context and where its answer lies in it."""
+
+    context: str
+    answer_position: AnswerPosition
 
 
 class DocQaPairs(BaseModel):
@@ -79,6 +97,7 @@ class DocQaTask(Task):
     Sample: ClassVar[type[BaseModel]] = DocQaPair
     text_fields: ClassVar[tuple[str, ...]] = ("question", "answer")
     prompt_fields: ClassVar[tuple[str, ...]] = ("question",)
+    Accepted: ClassVar[type[BaseModel] | None] = DocQaExample
     input_kind: ClassVar[Literal["none", "rows", "documents"]] = "documents"
 
     opts = OptionsOf(DocQaOptions)
@@ -87,7 +106,7 @@ class DocQaTask(Task):
         return {"n": self.opts.pairs_per_chunk}
 
     def response_model(self) -> type[BaseModel] | None:
-        return DocQaPairs
+        return capped(DocQaPairs, "pairs", self.opts.pairs_per_chunk)
 
     def count_tokens(self) -> TokenCounter:
         """The tokenizer chunks and contexts are measured with."""
