@@ -12,7 +12,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 # requirements-runtime.txt: requirements.txt's versions and hashes without the dev extra (make lock writes both)
 COPY requirements-runtime.txt ./
-RUN pip install --require-hashes -r requirements-runtime.txt
+# torch is the CPU build (+cpu): PyTorch's CPU index serves the same wheel the lock's hash names.
+RUN pip install --require-hashes --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-runtime.txt
 COPY pyproject.toml README.md ./
 COPY synth synth
 COPY verifiers verifiers
@@ -22,6 +23,9 @@ RUN pip install --no-deps --no-build-isolation -e .
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1
+# bubblewrap and libseccomp2: the code_exec verifier's sandbox (verify workers need them at run time)
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin synth
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
