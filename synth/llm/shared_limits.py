@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 import uuid
@@ -103,6 +104,8 @@ class SharedLimits:
         self._take = client.register_script(TAKE_FROM_BUCKET)
         self._renew = client.register_script(RENEW_LEASES)
         self._idle: list[str] = []
+        self._owner = uuid.uuid4().hex  # lease ids: this process's token and a counter (cheap, unique)
+        self._lease_ids = itertools.count()
         self._busy: set[str] = set()
         self._waiters: deque[asyncio.Future[str]] = deque()
         self._manager: asyncio.Task[None] | None = None
@@ -186,7 +189,11 @@ class SharedLimits:
                     await self._wake.wait()
 
     async def _top_up(self) -> None:
-        wanted = [uuid.uuid4().hex for _ in range(len(self._waiters))]
+        # Never more than the ceiling leaves room for: a process holding every lease asks Redis for nothing.
+        room = self.concurrency - len(self._busy) - len(self._idle)
+        wanted = [f"{self._owner}:{next(self._lease_ids)}" for _ in range(min(len(self._waiters), room))]
+        if not wanted:
+            return
         granted = await self._call(self._acquire, [self._slots], [self.concurrency, self.lease_s, *wanted])
         for lease in wanted[:granted]:
             self._hand(lease)
