@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class PreparedJobs:
         job = QueuedJob.from_json(json.loads(record))
         ready = ReadyJob(job, job.prepare(), record)
         cpu_ms = 1000 * (time.process_time() - started)
-        logger.info("prepared job: job=%s spec=%s cpu_ms=%.1f", job.job_id, job.spec.spec_id, cpu_ms)
+        logger.info("prepared job: job=%s spec=%s pid=%d cpu_ms=%.1f", job.job_id, job.spec.spec_id, os.getpid(), cpu_ms)
         return ready
 
 
