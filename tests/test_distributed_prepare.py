@@ -84,7 +84,8 @@ def test_a_changed_job_is_prepared_and_warmed_again(tmp_path, cluster, mock_llm,
     wait_for(conn, again)
     assert probe_lines(second)[0] == ["preload", str(verify_pid)]
     rejected = shard_rows(tmp_path / "out", "rejected")
-    assert len(rejected) == 28 and {row["reason"] for row in rejected} == {"too_short"}
+    assert len(rejected) == 28
+    assert {row["reason"] for row in rejected} == {"too_short"}
     assert prepared_pids(cluster, 0) == [generate_pid, generate_pid]
     assert prepared_pids(cluster, 1) == [verify_pid, verify_pid]
 
@@ -96,13 +97,15 @@ def test_prepared_jobs_reuse_an_entry_until_its_record_changes(tmp_path, redis_s
     _, job = submit_spec(redis_server.url, spec, tmp_path / "out")
     jobs = PreparedJobs()
     ready, fresh = jobs.fetch(conn, job.job_id)
-    assert fresh and ready.job == job
+    assert fresh
+    assert ready.job == job
     assert jobs.fetch(conn, job.job_id) == (ready, False)
     record = json.loads(conn.get(keys.job_meta(job.job_id)))
     record["spec"]["verifiers"] = [{"name": "length", "min_chars": 99}]
     conn.set(keys.job_meta(job.job_id), json.dumps(record))
     changed, fresh = jobs.fetch(conn, job.job_id)
-    assert fresh and changed is not ready
+    assert fresh
+    assert changed is not ready
     assert [(name, opts.model_dump()["min_chars"]) for name, opts in changed.prepared.verifier_options] == [
         ("length", 99)
     ]

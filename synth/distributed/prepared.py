@@ -71,7 +71,8 @@ class PreparedJobs:
         job = QueuedJob.from_json(json.loads(record))
         ready = ReadyJob(job, job.prepare(), record)
         cpu_ms = 1000 * (time.process_time() - started)
-        logger.info("prepared job: job=%s spec=%s pid=%d cpu_ms=%.1f", job.job_id, job.spec.spec_id, os.getpid(), cpu_ms)
+        spec_id, pid = job.spec.spec_id, os.getpid()
+        logger.info("prepared job: job=%s spec=%s pid=%d cpu_ms=%.1f", job.job_id, spec_id, pid, cpu_ms)
         return ready
 
 
