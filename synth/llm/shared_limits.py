@@ -98,6 +98,8 @@ return 0
 """
 
 POLL_S = 0.01  # while calls wait for a lease held elsewhere: one Redis round trip per process per poll
+MAX_POLL_S = 0.02  # the poll backs off to this while Redis has no lease to give
+RETURN_LINGER_S = 0.005  # leases nobody here waits for go back to Redis together, this soon
 BUCKET_JITTER_S = 0.005
 LEASE_S = 15.0  # a SIGKILLed holder's slots come back this fast; live holders renew every third of it
 
@@ -203,14 +205,22 @@ class SharedLimits:
             self._manager = asyncio.create_task(self._manage())
 
     async def _manage(self) -> None:
+        """Redis hears from this process at most once per poll while its calls wait (backing off while Redis has
+        nothing to give), and once per short linger for leases nobody here waits for: asking once per call, as
+        before, was most of a work horse's CPU when calls queue for leases another worker holds."""
         assert self._wake is not None
-        renewed_at = time.monotonic()
+        renewed_at = next_poll = time.monotonic()
+        backoff, idle_since = POLL_S, None
         while self._waiters or self._idle or self._busy:
             self._wake.clear()
-            if self._waiters:
-                await self._top_up()
-            if self._idle and not self._waiters:
-                surplus, self._idle = self._idle, []
+            now = time.monotonic()
+            if self._waiters and now >= next_poll:
+                granted = await self._top_up()
+                backoff = POLL_S if granted else min(2 * backoff, MAX_POLL_S)
+                next_poll = now + (0.0 if granted else backoff)
+            idle_since = (idle_since or now) if self._idle and not self._waiters else None
+            if idle_since is not None and now - idle_since >= RETURN_LINGER_S:
+                surplus, self._idle, idle_since = self._idle, [], None
                 await self.client.zrem(self._slots, *surplus)
             if time.monotonic() - renewed_at >= self.lease_s / 3 and self._busy:
                 await self._call(self._renew, [self._slots], [self.lease_s, *self._busy])
@@ -218,18 +228,28 @@ class SharedLimits:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event is set,
             # which made aclose() wait out a whole renewal period (seen as 5 s stalls in bench/distributed.py).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_S if self._waiters else self.lease_s / 3):
+                async with asyncio.timeout(self._sleep_s(next_poll, idle_since, renewed_at)):
                     await self._wake.wait()
 
-    async def _top_up(self) -> None:
-        # Never more than the ceiling leaves room for: a process holding every lease asks Redis for nothing.
+    def _sleep_s(self, next_poll: float, idle_since: float | None, renewed_at: float) -> float:
+        """Until the next thing the manager has to do, unless a call wakes it first."""
+        due = [renewed_at + self.lease_s / 3]
+        if self._waiters:
+            due.append(next_poll)
+        if idle_since is not None:
+            due.append(idle_since + RETURN_LINGER_S)
+        return max(min(due) - time.monotonic(), 0.0)
+
+    async def _top_up(self) -> int:
+        """Asks Redis for a lease per waiting call, as far as the ceiling leaves room; returns how many it got."""
         room = self.concurrency - len(self._busy) - len(self._idle)
         wanted = [f"{self._owner}:{next(self._lease_ids)}" for _ in range(min(len(self._waiters), room))]
         if not wanted:
-            return
+            return 0
         granted = await self._call(self._acquire, [self._slots], [self.concurrency, self.lease_s, *wanted])
         for lease in wanted[:granted]:
             self._hand(lease)
+        return granted
 
     async def aclose(self) -> None:
         """Stops the manager and gives back every lease this process holds."""

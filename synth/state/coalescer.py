@@ -19,15 +19,17 @@ class Coalescer(Generic[Item, Result]):
     """`await submit(item)` for each caller; `send(items)` runs once per loop turn for every item submitted in it
     and returns one result per item, in order. An error in `send` is every caller's error."""
 
-    def __init__(self, send: Callable[[list[Item]], Awaitable[Sequence[Result]]]) -> None:
+    def __init__(self, send: Callable[[list[Item]], Awaitable[Sequence[Result]]], linger_s: float = 0.0) -> None:
+        """`linger_s`: how long the first call of a group waits for company (0: the rest of this loop turn)."""
         self._send = send
+        self.linger_s = linger_s
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
-        if not self._pending:
-            loop.call_soon(self._flush)  # after every task that is ready in this turn has had its say
+        if not self._pending:  # after every task that is ready in this turn (or lingers) has had its say
+            loop.call_later(self.linger_s, self._flush) if self.linger_s else loop.call_soon(self._flush)
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
         return await future

@@ -16,6 +16,7 @@ from synth.distributed import keys
 from synth.state.coalescer import Coalescer
 
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
+WRITE_LINGER_S = 0.005
 
 
 class RedisState:
@@ -25,7 +26,8 @@ class RedisState:
         self.client = client
         self.job_id = job_id
         self._reads: Coalescer[str, bytes | str | None] = Coalescer(self._get_many)
-        self._writes: Coalescer[tuple[str, str], None] = Coalescer(self._set_many)
+        # Answers come back one by one; a write waits a moment for others (a call takes far longer than this).
+        self._writes: Coalescer[tuple[str, str], None] = Coalescer(self._set_many, linger_s=WRITE_LINGER_S)
         self._claims: Coalescer[tuple[str, str], bytes | None] = Coalescer(self._claim_many)
 
     async def get(self, key: str) -> dict[str, Any] | None:

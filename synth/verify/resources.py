@@ -8,10 +8,13 @@ config, so its calls are cached, limited and counted like generation calls.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from synth.llm.client import LLMClient
 from synth.llm.config import ModelConfig
-from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
+
+if TYPE_CHECKING:
+    from synth.llm.embeddings import Embedder
 
 MakeClient = Callable[[ModelConfig], LLMClient]
 
@@ -29,9 +32,12 @@ class Resources:
             self._clients[key] = self._make_client(config)
         return self._clients[key]
 
-    def embedder(self, model: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
+    def embedder(self, model: str | None = None) -> Embedder:
         """The process-wide embedder for `model` (loaded once per process; a work horse inherits it)."""
-        return load_embedder(model)
+        # Imported here: numpy and the model are for chains that embed, not for every worker that forks.
+        from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, load_embedder
+
+        return load_embedder(model or DEFAULT_EMBEDDING_MODEL)
 
     @property
     def clients(self) -> list[LLMClient]:
