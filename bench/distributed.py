@@ -1,12 +1,17 @@
 """The distributed executor against the local one, on the mock OpenAI server, as ratios measured in one run.
 
-1. Throughput: the same N=2000, L=200 ms workload, local `synth run` vs 2 generate workers + 1 verify worker at
-   equal total concurrency (the spec's `concurrency`, which workers share through Redis).
-2. Queue overhead per batch: L=0, small batches through both queues, wall time per batch.
+1. Throughput and CPU: the same N=2000, L=200 ms workload, local `synth run` then 2 generate workers + 1 verify
+   worker at equal total concurrency (the spec's `concurrency`, which workers share through Redis), back to back
+   on one mock server so both see the same machine load. CPU per item is what each run costs beyond start-up:
+   the local child's CPU less that of a one-item run (imports, model client, store), against the workers' CPU
+   (main processes, every work horse, RQ's scheduler) from submit to the last batch written, plus the submit
+   itself. Redis's own CPU is reported beside it. Workers are started and idle first, as in a deployment.
+2. Queue overhead per batch: L=0, small batches through both queues, wall time and worker CPU per batch.
 3. Recovery: a whole generate worker (main + horse) SIGKILLed mid-batch, a fresh one started; seconds until
    the killed batch is written.
 
 Usage: python bench/distributed.py [--items 2000] [--latency 0.2] [--concurrency 64] [--batch-size 128]
+       [--skip-recovery] [--only-throughput]
 """
 
 from __future__ import annotations
