@@ -100,6 +100,7 @@ return 0
 POLL_S = 0.01  # while calls wait for a lease held elsewhere: one Redis round trip per process per poll
 MAX_POLL_S = 0.02  # the poll backs off to this while Redis has no lease to give
 RETURN_LINGER_S = 0.005  # leases nobody here waits for go back to Redis together, this soon
+CLOSE_WAIT_S = 2.0
 BUCKET_JITTER_S = 0.005
 LEASE_S = 15.0  # a SIGKILLed holder's slots come back this fast; live holders renew every third of it
 
@@ -141,6 +142,7 @@ class SharedLimits:
         self._busy: set[str] = set()
         self._waiters: deque[asyncio.Future[str]] = deque()
         self._manager: asyncio.Task[None] | None = None
+        self._closing = False
         self._wake: asyncio.Event | None = None
 
     @classmethod
@@ -211,7 +213,7 @@ class SharedLimits:
         assert self._wake is not None
         renewed_at = next_poll = time.monotonic()
         backoff, idle_since = POLL_S, None
-        while self._waiters or self._idle or self._busy:
+        while not self._closing and (self._waiters or self._idle or self._busy):
             self._wake.clear()
             now = time.monotonic()
             if self._waiters and now >= next_poll:
@@ -252,11 +254,20 @@ class SharedLimits:
         return granted
 
     async def aclose(self) -> None:
-        """Stops the manager and gives back every lease this process holds."""
-        if self._manager is not None:
-            self._manager.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._manager
+        """Stops the manager and gives back every lease this process holds.
+
+        The manager is asked to stop, not cancelled: a redis-py command cancelled mid-flight stalls its caller
+        for seconds (seen as 5 s at the end of every small batch); it is cancelled only if it does not stop soon
+        (a Redis that is down and being retried)."""
+        self._closing = True
+        if self._manager is not None and not self._manager.done():
+            assert self._wake is not None
+            self._wake.set()
+            _, running = await asyncio.wait({self._manager}, timeout=CLOSE_WAIT_S)
+            for task in running:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         held = [*self._idle, *self._busy]
         self._idle, self._busy = [], set()
         if held:
