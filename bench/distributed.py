@@ -1,23 +1,30 @@
 """The distributed executor against the local one, on the mock OpenAI server, as ratios measured in one run.
 
-1. Throughput: the same N=2000, L=200 ms workload, local `synth run` vs 2 generate workers + 1 verify worker at
-   equal total concurrency (the spec's `concurrency`, which workers share through Redis).
-2. Queue overhead per batch: L=0, small batches through both queues, wall time per batch.
+1. Throughput and CPU: the same N=2000, L=200 ms workload, local `synth run` then 2 generate workers + 1 verify
+   worker at equal total concurrency (the spec's `concurrency`, which workers share through Redis), back to back
+   on one mock server so both see the same machine load. CPU per item is what each run costs beyond start-up:
+   the local child's CPU less that of a one-item run (imports, model client, store), against the workers' CPU
+   (main processes, every work horse, RQ's scheduler) from submit to the last batch written, plus the submit
+   itself. Redis's own CPU is reported beside it. Workers are started and idle first, as in a deployment.
+2. Queue overhead per batch: L=0, small batches through both queues, wall time and worker CPU per batch.
 3. Recovery: a whole generate worker (main + horse) SIGKILLed mid-batch, a fresh one started; seconds until
    the killed batch is written.
 
 Usage: python bench/distributed.py [--items 2000] [--latency 0.2] [--concurrency 64] [--batch-size 128]
+       [--skip-recovery] [--only-throughput]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +38,65 @@ from synth.distributed.queue import QueuedJob, submit
 from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
 from synth.store.run_store import RunStore
-from synth.testing.cluster import Cluster, RedisServer, kill_tree
+from synth.testing.cluster import Cluster, RedisServer, children, kill_tree
 
 
-def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> tuple[float, dict[str, Any]]:
-    """Wall time from submit to the last batch written, with workers already started (as in a deployment)."""
-    with running_cluster(tmp, generate_workers) as (conn, _):
+@dataclass
+class DistributedMeasure:
+    """Wall time from submit to the last batch written, and the CPU the run cost beyond the processes' start-up:
+    the workers (main processes, their work horses and RQ schedulers), the submitting process, and Redis."""
+
+    wall_s: float
+    worker_cpu_s: float
+    submit_cpu_s: float
+    redis_cpu_s: float
+    totals: dict[str, Any]
+
+    @property
+    def cpu_s(self) -> float:
+        """What a local run's CPU compares with: everything but Redis (reported on its own)."""
+        return self.worker_cpu_s + self.submit_cpu_s
+
+
+def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> DistributedMeasure:
+    """Workers already started and idle (as in a deployment): their start-up CPU is not counted."""
+    with running_cluster(tmp, generate_workers) as (conn, cluster):
+        workers_before, redis_before = cluster_cpu_s(cluster), tree_cpu_s(redis_pid(cluster))
+        started, cpu_started = time.perf_counter(), time.process_time()
         job = submit_spec(conn, spec, tmp)
-        started = time.perf_counter()
+        submit_cpu = time.process_time() - cpu_started
         wait_all_done(conn, job)
         wall = time.perf_counter() - started
-    return wall, RunStore(job.out).write_manifest()["totals"]
+        wait_workers_idle(conn)  # every work horse exited and reaped: its CPU is in its worker's
+        worker_cpu = cluster_cpu_s(cluster) - workers_before
+        redis_cpu = tree_cpu_s(redis_pid(cluster)) - redis_before
+    return DistributedMeasure(wall, worker_cpu, submit_cpu, redis_cpu, RunStore(job.out).write_manifest()["totals"])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a live process and its descendants, reaped children included (a finished horse)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in stat[11:15])  # fields 14-17 of proc(5)
+    own = (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_s(child) for child in children(pid))
+
+
+def redis_pid(cluster: Cluster) -> int:
+    assert cluster.redis.process is not None, "the cluster's redis-server is running"
+    return cluster.redis.process.pid
+
+
+def cluster_cpu_s(cluster: Cluster) -> float:
+    return sum(tree_cpu_s(worker.pid) for worker in cluster.workers)
+
+
+def wait_workers_idle(conn: redis.Redis, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(w.get_state() != "idle" for w in Worker.all(connection=conn)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not go idle")
+        time.sleep(0.05)
+    time.sleep(0.2)  # the main process reaps its horse just after it marks itself idle
 
 
 @contextmanager
@@ -76,34 +131,50 @@ def wait_all_done(conn: redis.Redis, job: QueuedJob, timeout_s: float = 600) -> 
 
 
 def throughput(items: int, latency: float, concurrency: int, batch_size: int) -> dict[str, Any]:
+    """Local then distributed, back to back on one mock server, so both see the same machine load."""
     with mock_server(latency) as api_base:
         spec = bench_spec(api_base, items, concurrency, batch_size)
         with tempfile.TemporaryDirectory() as tmp:
+            startup = measure_run(bench_spec(api_base, 1, concurrency, batch_size), Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
             local = measure_run(spec, Path(tmp))
         with tempfile.TemporaryDirectory() as tmp:
-            wall, totals = distributed_run(spec, Path(tmp), generate_workers=2)
+            dist = distributed_run(spec, Path(tmp), generate_workers=2)
     ideal = items * latency / concurrency
+    local_cpu = local.cpu_s - startup.cpu_s  # the workers' start-up is not counted either
+
+    def per_item_ms(cpu_s: float) -> float:
+        return round(1000 * cpu_s / items, 2)
+
     return {
         "scenario": f"throughput N={items} L={latency}s C={concurrency} batch={batch_size}",
         "local_wall_s": round(local.wall_s, 2),
-        "distributed_wall_s": round(wall, 2),
+        "distributed_wall_s": round(dist.wall_s, 2),
         "local_vs_ideal": round(ideal / local.wall_s, 3),
-        "distributed_vs_ideal": round(ideal / wall, 3),
-        "distributed_vs_local": round(local.wall_s / wall, 3),
-        "lost": items - totals["items"],
-        "failed": totals["failed"],
+        "distributed_vs_ideal": round(ideal / dist.wall_s, 3),
+        "distributed_vs_local": round(local.wall_s / dist.wall_s, 3),
+        "local_cpu_ms_per_item": per_item_ms(local_cpu),
+        "local_startup_cpu_s": round(startup.cpu_s, 2),
+        "distributed_cpu_ms_per_item": per_item_ms(dist.cpu_s),
+        "distributed_worker_cpu_ms_per_item": per_item_ms(dist.worker_cpu_s),
+        "distributed_submit_cpu_ms_per_item": per_item_ms(dist.submit_cpu_s),
+        "redis_cpu_ms_per_item": per_item_ms(dist.redis_cpu_s),
+        "cpu_distributed_vs_local": round(dist.cpu_s / local_cpu, 2),
+        "lost": items - dist.totals["items"],
+        "failed": dist.totals["failed"],
     }
 
 
 def queue_overhead(batches: int = 200, batch_size: int = 8) -> dict[str, Any]:
     with mock_server(0.0) as api_base, tempfile.TemporaryDirectory() as tmp:
         spec = bench_spec(api_base, batches * batch_size, 64, batch_size)
-        wall, totals = distributed_run(spec, Path(tmp), generate_workers=1)
+        dist = distributed_run(spec, Path(tmp), generate_workers=1)
     return {
         "scenario": f"queue overhead, L=0, {batches} batches of {batch_size}, 1 generate + 1 verify worker",
-        "wall_s": round(wall, 2),
-        "ms_per_batch": round(1000 * wall / batches, 1),
-        "lost": batches * batch_size - totals["items"],
+        "wall_s": round(dist.wall_s, 2),
+        "ms_per_batch": round(1000 * dist.wall_s / batches, 1),
+        "worker_cpu_ms_per_batch": round(1000 * dist.worker_cpu_s / batches, 1),
+        "lost": batches * batch_size - dist.totals["items"],
     }
 
 
@@ -148,9 +219,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--skip-recovery", action="store_true", help="Recovery waits out RQ's heartbeat (~75 s).")
+    parser.add_argument("--only-throughput", action="store_true", help="Just the local vs distributed comparison.")
     args = parser.parse_args()
     env_for_bench()
     print(json.dumps(throughput(args.items, args.latency, args.concurrency, args.batch_size)), flush=True)
+    if args.only_throughput:
+        return
     print(json.dumps(queue_overhead()), flush=True)
     if not args.skip_recovery:
         print(json.dumps(recovery(args.latency)), flush=True)

@@ -7,7 +7,11 @@ The same prompts, max_tokens, temperature and per-prompt seeds go to
 Seeded sampling makes the generated tokens the same on every path, so tokens/s compare like for like.
 With --json, raw and local calls follow the instruction sample's JSON Schema (a llama.cpp grammar); the served
 model is unknown to litellm, so its calls ask for a bare JSON object (see synth.llm.output).
-Usage: python bench/local_model.py [--prompts 20] [--max-tokens 128] [--json] [--no-served]
+
+Then what a user runs: a whole `synth run configs/quickstart.yaml` (a child process: start-up, planning, model
+load, generation, verifiers, writing the run) against raw llama-cpp-python generating the same requests (the
+quickstart's prompts, seeds and sampling parameters, built by synth's own task and client) one after another.
+Usage: python bench/local_model.py [--prompts 20] [--max-tokens 128] [--json] [--no-served] [--no-quickstart]
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from common import env_for_bench, free_port
+from common import ROOT, SYNTH, env_for_bench, free_port
+
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 TOPICS = [
     "sourdough starters", "packing for a week of hiking", "a monthly grocery budget", "python list comprehensions",
@@ -127,6 +137,69 @@ def start_server(port: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("serve-model did not come up within 60 s")
 
 
+def quickstart_requests(overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every call a quickstart run makes, as llama.cpp's keyword arguments (synth's own prompts, seeds, params)."""
+    from synth.llm import LLMClient
+    from synth.llm.local import ChatRequest
+    from synth.planning.job import iter_batches
+    from synth.planning.prepare import prepare
+    from synth.spec.file import load_spec
+
+    prepared = prepare(load_spec(QUICKSTART, overrides))
+    task, llm = prepared.task, LLMClient(prepared.spec.generation)  # only builds requests: nothing is sent
+    requests = []
+    for batch in iter_batches(prepared, prepared.spec.batch_size):
+        for item in batch.items:
+            messages = task.render(prepared.templates[item.template], item.vars, llm)
+            body = llm.request_body(messages, item.seed, task.response_model())
+            requests.append(ChatRequest.from_openai(body["messages"], body).llama_kwargs())
+    return requests
+
+
+def raw_quickstart(llama: Any, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    started, tokens = time.perf_counter(), 0
+    for kwargs in requests:
+        tokens += llama.create_chat_completion(**kwargs)["usage"]["completion_tokens"]
+    return {
+        "path": "raw llama-cpp-python, the quickstart's requests",
+        "calls": len(requests),
+        **rate(tokens, time.perf_counter() - started),
+    }
+
+
+def synth_quickstart(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A whole `synth run` of the quickstart in a child process: wall time, its CPU, the tokens it generated."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [str(SYNTH), "run", str(QUICKSTART), "--out", str(out), "--quiet"]
+        command += [arg for override in overrides for arg in ("--set", override)]
+        log = Path(tmp) / "stderr.log"
+        started = time.perf_counter()
+        with log.open("wb") as stderr:
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time, not this process's
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0, 1):  # 1: some items failed, still a finished run
+            raise RuntimeError(f"synth run exited {proc.returncode}: {log.read_text()[-2000:]}")
+        totals = json.loads((out / "manifest.json").read_text())["totals"]
+    return {
+        "path": "whole synth run configs/quickstart.yaml (start-up, model load, verifiers, store)",
+        "calls": totals["items"],
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "accepted": totals["accepted"],
+        **rate(int(totals["completion_tokens"]), wall),
+    }
+
+
+def quickstart_vs_raw(llama: Any, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The quickstart through `synth run` and through raw llama-cpp-python; the ratio is the run's tokens/s."""
+    raw = raw_quickstart(llama, quickstart_requests(overrides))
+    whole = synth_quickstart(overrides)
+    same = whole["completion_tokens"] == raw["completion_tokens"]
+    return [raw, {**whole, "same_tokens_as_raw": same, "ratio_to_raw": round(whole["tok_per_s"] / raw["tok_per_s"], 3)}]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=20)
@@ -134,6 +207,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Each path runs this often, interleaved; best kept.")
     parser.add_argument("--json", action="store_true", help="Ask for JSON (llama.cpp's grammar) on every path.")
     parser.add_argument("--no-served", action="store_true", help="Skip the serve-model runs.")
+    parser.add_argument("--no-quickstart", action="store_true", help="Skip the whole-run quickstart comparison.")
     args = parser.parse_args()
     env_for_bench()
     started = time.perf_counter()
@@ -168,6 +242,9 @@ async def main() -> None:
     raw = best["raw llama-cpp-python"]["tok_per_s"]
     for row in best.values():
         print(json.dumps({**row, "json_mode": js, "ratio_to_raw": round(row["tok_per_s"] / raw, 3)}))
+    if not args.no_quickstart:
+        for row in quickstart_vs_raw(model.llama):
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

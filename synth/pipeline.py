@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from synth import __version__
 from synth.errors import ModelError, ParseError, VerifierError
 from synth.llm import LLMClient, OutputMode, token_counter
@@ -120,17 +122,22 @@ class GeneratedBatch:
     usage: StageUsage
 
     def to_json(self) -> dict[str, Any]:
+        """The verify job's payload. The records travel as one JSON text that pydantic writes and reads in one
+        pass: half the CPU of a list of dicts through json and a validation per record (RQ compresses it)."""
         return {
-            "records": [r.model_dump(mode="json") for r in self.records],
+            "records": _RECORDS.dump_json(self.records).decode(),
             "failed": [f.model_dump(mode="json") for f in self.failed],
             "usage": self.usage.model_dump(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GeneratedBatch:
-        records = [Record.model_validate(r) for r in data["records"]]
+        records = _RECORDS.validate_json(data["records"])
         failed = [FailedItem.model_validate(f) for f in data["failed"]]
         return cls(records, failed, StageUsage.model_validate(data["usage"]))
+
+
+_RECORDS = TypeAdapter(list[Record])
 
 
 async def run_batch(batch: BatchRef, ctx: JobContext) -> BatchMarker:
@@ -206,7 +213,8 @@ def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobC
 
 
 def _record(record_id: str, sample: dict[str, Any] | Rejected, lineage: Lineage, ctx: JobContext, raw: str) -> Record:
-    """An accepted record, or a rejected one that keeps the raw output and says why."""
+    """An accepted record, or a rejected one that says why. Both carry the raw output to the verify stage: a
+    verifier's rejection keeps it too (the stage drops it from the records it accepts)."""
     task = ctx.task
     if not isinstance(sample, Rejected):  # raw output kept until the verifiers have spoken (see verify_batch)
         return Record(

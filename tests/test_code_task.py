@@ -254,6 +254,39 @@ def test_unusable_output_is_rejected_with_its_reason(text, finish_reason, reason
     assert caught.value.raw == text
 
 
+# Only calls and asserts that run count: top-level code, the test functions the runner calls, and what they call.
+HELPER_NEVER_CALLED = "def check():\n    assert add(1, 2) == 2\n\n\nassert True"
+ASSERT_ONLY_IN_UNCALLED_HELPER = "def test_add():\n    add(1, 2)\n\n\ndef check():\n    assert add(1, 2) == 3"
+
+
+@pytest.mark.parametrize(
+    ("tests", "reason"),
+    [(HELPER_NEVER_CALLED, "signature_mismatch"), (ASSERT_ONLY_IN_UNCALLED_HELPER, "tests_missing")],
+    ids=["call_only_in_uncalled_helper", "assert_only_in_uncalled_helper"],
+)
+def test_code_in_a_helper_nobody_calls_does_not_count(tests, reason):
+    with pytest.raises(ParseError) as caught:
+        task().parse(as_json(tests=tests))
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "tests",
+    [
+        "def check(x):\n    assert add(x, 1) == x + 1\n\n\ncheck(2)",
+        "def check(x):\n    return add(x, 1)\n\n\ndef test_add():\n    assert check(2) == 3",
+        "def inner():\n    return add(1, 2)\n\n\ndef outer():\n    return inner()\n\n\n"
+        "def test_add():\n    assert outer() == 3",
+        "assert all(map(lambda x: add(x, 0) == x, range(3)))",
+        "class Cases:\n    assert add(2, 2) == 4",
+    ],
+    ids=["helper_called_at_top_level", "helper_called_by_a_test", "helper_chain", "lambda", "class_body"],
+)
+def test_calls_that_run_through_helpers_count(tests):
+    (sample,) = task().parse(as_json(tests=tests))
+    assert sample["tests"] == tests
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

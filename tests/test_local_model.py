@@ -271,3 +271,39 @@ def test_serve_model_command_reports_a_missing_model(tmp_path):
     result = CliRunner().invoke(serve_model, ["--model", str(tmp_path / "absent.gguf"), "--port", "0"])
     assert result.exit_code == 2
     assert "no GGUF file at" in result.output
+
+
+def _bench_module(name: str):
+    """A bench/ script as a module (bench/ is a folder of scripts that import each other by name)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(bench))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a whole `synth run` child (litellm import, model load) on a shared 2-core machine
+def test_the_quickstart_benchmark_compares_a_whole_run_with_raw_llama_on_the_same_tokens():
+    """bench/local_model.py's whole-run figure is like for like: `synth run configs/quickstart.yaml` generates
+    exactly the tokens raw llama-cpp-python generates for the requests synth builds (seeded sampling)."""
+    bench = _bench_module("local_model")
+    leaves = {"cooking": ["baking", "soups"], "travel": ["packing", "budgeting"], "computers": ["python", "passwords"]}
+    overrides = [f"topics.{group}.{leaf}=1" for group, names in leaves.items() for leaf in names]
+    overrides.append("params.max_tokens=24")
+    raw, whole = bench.quickstart_vs_raw(load_model("smollm2").llama, overrides)
+    assert (raw["calls"], whole["calls"]) == (6, 6)
+    assert whole["completion_tokens"] == raw["completion_tokens"] > 0
+    assert whole["same_tokens_as_raw"] is True
+    assert whole["tok_per_s"] > 0
+    assert whole["ratio_to_raw"] > 0

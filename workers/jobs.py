@@ -2,8 +2,9 @@
 
 Each runs one batch through the same `synth.pipeline` stages the local executor runs. RQ gives every job a
 fresh process (the work horse), so clients are made inside the job's own event loop and closed before it
-returns. Writes are idempotent by batch id: a job run twice (a retry, or an orphaned horse whose worker was
-killed) rewrites the same shard.
+returns; the prepared job comes from the worker's main process (`synth.distributed.prepared`). Writes are
+idempotent by batch id: a job run twice (a retry, or an orphaned horse whose worker was killed) rewrites the
+same shard.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from rq import get_current_job
 from synth.distributed import keys
 from synth.distributed.connect import connect_async
 from synth.distributed.finalize import request_finalize, run_finalize
-from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
+from synth.distributed.prepared import PREPARED, ReadyJob
+from synth.distributed.queue import batch_from_json, enqueue_verify, is_cancelled
 from synth.distributed.reverify import run_reverify_job
+from synth.distributed.stage import worker_verification
 from synth.errors import ModelError
 from synth.llm import LLMClient
-from synth.llm.config import ModelConfig
 from synth.llm.shared_limits import SharedLimits
-from synth.pipeline import GeneratedBatch, JobContext, Verification, generate_batch, verify_batch
+from synth.pipeline import GeneratedBatch, JobContext, generate_batch, verify_batch
 from synth.planning.expand import BatchRef
 from synth.spec.model import JobSpec
 from synth.state.redis import RedisState
 from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
-from synth.verify.resources import Resources
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,14 @@ logger = logging.getLogger(__name__)
 def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
     """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done."""
     conn = _connection()
-    job = load_job(conn, job_id)
-    ref = batch_from_json(batch)
+    ready = PREPARED.get(conn, job_id)
+    job, ref = ready.job, batch_from_json(batch)
     if is_cancelled(conn, job_id):
         return {"skipped": "cancelled"}
     if RunStore(job.out).done_marker(ref, job.spec.verifier_fingerprint) is not None:
         return {"skipped": "done"}
     try:
-        generated = asyncio.run(_generate(job, ref))
+        generated = asyncio.run(_generate(ready, ref))
     except ModelError as exc:  # fatal: bad key, unknown model. Stop the job as a local run stops.
         conn.set(keys.job_error(job_id), str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
@@ -55,8 +56,8 @@ def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
     return {"records": len(generated.records), "failed": len(generated.failed)}
 
 
-async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
-    prepared = job.prepare()
+async def _generate(ready: ReadyJob, batch: BatchRef) -> GeneratedBatch:
+    job, prepared = ready.job, ready.prepared
     client = connect_async()
     config = prepared.spec.generation
     llm = LLMClient(config, cache=RedisState(client, job.job_id), shared=SharedLimits.for_config(client, config))
@@ -71,8 +72,9 @@ async def _generate(job: QueuedJob, batch: BatchRef) -> GeneratedBatch:
 def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
     """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it."""
     conn = _connection()
-    job = load_job(conn, job_id)
-    marker = asyncio.run(_verify(job, batch_from_json(batch), GeneratedBatch.from_json(generated)))
+    ready = PREPARED.get(conn, job_id)
+    job = ready.job
+    marker = asyncio.run(_verify(ready, batch_from_json(batch), GeneratedBatch.from_json(generated)))
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
@@ -80,20 +82,9 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     return marker.counts.model_dump()
 
 
-async def _verify(job: QueuedJob, batch: BatchRef, generated: GeneratedBatch) -> BatchMarker:
-    prepared = job.prepare()
-    client = connect_async()
-    state = RedisState(client, job.job_id)
-
-    def make_client(config: ModelConfig) -> LLMClient:
-        return LLMClient(config, cache=state, shared=SharedLimits.for_config(client, config))
-
-    stage = Verification.create(prepared, RunStore(job.out), state, Resources(make_client), job.job_id)
-    try:
+async def _verify(ready: ReadyJob, batch: BatchRef, generated: GeneratedBatch) -> BatchMarker:
+    async with worker_verification(ready.prepared, RunStore(ready.job.out), ready.job.job_id) as stage:
         return await verify_batch(batch, generated, stage)
-    finally:
-        await stage.aclose()
-        await client.aclose()
 
 
 def finalize(job_id: str, out: str, spec: dict[str, Any]) -> dict[str, Any]:

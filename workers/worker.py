@@ -1,35 +1,87 @@
 """Starts an RQ worker for one stage of synth: one queue per worker process (a multi-queue worker can lose a
-job on a crash), heavy imports and models loaded once in the main process so every forked work horse
-inherits them instead of paying for them per batch."""
+job on a crash). What a batch needs is loaded in the main process, so every forked work horse inherits it
+instead of paying for it per batch: the modules a stage always uses at start-up, and per job, before the fork,
+the prepared job and what its stage needs (litellm for a litellm model, the chain's verifier models)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
+from typing import Any
 
 from rq import Queue, Worker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.distributed.connect import connect_checked, redis_url, safe_url
+from synth.distributed.prepared import PREPARED, ReadyJob
+from synth.distributed.queue import GENERATE_FUNC, VERIFY_FUNC
 from synth.llm.pricing import cost_map
-from synth.llm.transport import import_litellm
+from synth.llm.transport import choose_direct, import_litellm
 from synth.verify import registry as verify
+from workers import jobs  # noqa: F401  (imported here, not in every work horse)
 
 logger = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 30  # RQ's default is 600 s: abandoned jobs are found within a minute or two, not ten
 JOB_MONITORING_INTERVAL_S = 10
+SYNTH_FUNCS = frozenset({GENERATE_FUNC, VERIFY_FUNC})
 
 
 def preload(stage: str) -> None:
-    """What every batch of the stage needs, imported before the fork: litellm (2 s), the cost map, verifiers."""
-    if stage == "generate":
-        import_litellm()
-        cost_map()
+    """What every batch of the stage needs, loaded before the first fork: the cost map and the verifier classes.
+
+    litellm (two seconds, and 160 MB that every fork must copy the page tables of) waits for a job that needs it.
+    """
+    cost_map()
     for name in verify.available():
-        verify.plugin(name)  # imports the class; its models load per job chain (`preload`), never for all plugins
+        verify.plugin(name)  # imports the class; its models load per job chain (`warm`), never for all plugins
+
+
+def warm(stage: str, ready: ReadyJob) -> None:
+    """What the stage's horses need for this job, loaded once in the worker's main process."""
+    prepared = ready.prepared
+    if stage == "generate":
+        config = prepared.spec.generation
+        if not choose_direct(config.model, config.api_base, config.transport):
+            import_litellm()
+        return
+    for name, options in prepared.verifier_options:
+        verify.plugin(name).preload(options)
+
+
+class SynthWorker(Worker):
+    """An RQ worker that readies each synth job in its main process, just before RQ forks the work horse."""
+
+    def __init__(self, *args: Any, stage: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage = stage
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if job.func_name in SYNTH_FUNCS:
+            self._ready(str(job.args[0]))
+        super().execute_job(job, queue)
+
+    def _ready(self, job_id: str) -> None:
+        """Prepares the job (once per record) and warms its stage; on failure the horse retries and reports it."""
+        try:
+            ready, fresh = PREPARED.fetch(self.connection, job_id)
+            if fresh:
+                warm(self.stage, ready)
+        except Exception:
+            logger.exception("could not ready job %s before the fork; its work horse will try again", job_id)
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        """Forks with every object so far frozen out of the collector: a horse's garbage collection then never
+        walks (and so never copies) the pages it shares with this process."""
+        gc.freeze()
+        try:
+            super().fork_work_horse(job, queue)
+        finally:
+            gc.unfreeze()  # only the main process gets here; the horse leaves through os._exit
 
 
 def start_worker(
@@ -47,8 +99,9 @@ def start_worker(
     preload(stage)
     conn = connect_checked(resolved)
     queue = Queue(keys.QUEUES[stage], connection=conn, serializer=JSONSerializer)
-    worker = Worker(
+    worker = SynthWorker(
         [queue],
+        stage=stage,
         connection=conn,
         serializer=JSONSerializer,
         name=name,

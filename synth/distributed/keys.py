@@ -43,9 +43,14 @@ def concurrency_slots(model: str) -> str:
     return f"{PREFIX}:limit:{model}:slots"
 
 
-def rate_bucket(model: str, kind: str) -> str:
-    """Hash: a leaky bucket (level, last update) for the model's requests or tokens per minute."""
-    return f"{PREFIX}:limit:{model}:{kind}"
+def rate_window(model: str, kind: str) -> str:
+    """Sorted set: what the model's rolling rpm or tpm window admitted ("seq:amount", scored by time)."""
+    return f"{PREFIX}:limit:{model}:{kind}:window"
+
+
+def rate_window_state(model: str, kind: str) -> str:
+    """Hash: the window's running sum (`used`) and entry counter (`seq`)."""
+    return f"{PREFIX}:limit:{model}:{kind}:window:state"
 
 
 def rq_job_id(stage: str, job_id: str, batch_id: str) -> str:

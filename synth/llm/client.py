@@ -10,12 +10,12 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiolimiter import AsyncLimiter
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
+from synth.llm import window
 from synth.llm.config import ModelConfig
 from synth.llm.limiter import AdaptiveLimiter
 from synth.llm.output import OutputMode, output_mode, response_format
@@ -99,8 +99,8 @@ class LLMClient:
         self.limiter = AdaptiveLimiter(config.concurrency)
         self.shared = shared
         local_rates = shared is None
-        self.rpm = AsyncLimiter(config.rate_limit.rpm, 60) if config.rate_limit.rpm and local_rates else None
-        self.tpm = AsyncLimiter(config.rate_limit.tpm, 60) if config.rate_limit.tpm and local_rates else None
+        self.rpm = _window(config.rate_limit.rpm) if local_rates else None
+        self.tpm = _window(config.rate_limit.tpm) if local_rates else None
         self.pricing = Pricing(config.model)
         self.stats = CallStats()
 
@@ -192,11 +192,12 @@ class LLMClient:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _send_once(self, body: dict[str, Any]) -> RawCompletion:
-        if self.rpm is not None:
-            await self.rpm.acquire()
-        if self.tpm is not None:
-            await self.tpm.acquire(min(self.tpm.max_rate, self._token_estimate(body)))
         async with self.limiter.slot(), self._shared_slot(body):
+            # rpm/tpm last, once a slot is held: the call goes out the moment the window admits it.
+            if self.rpm is not None:
+                await self.rpm.acquire()
+            if self.tpm is not None:
+                await self.tpm.acquire(min(self.tpm.max_rate, self._token_estimate(body)))
             try:
                 raw = await self.transport.send(body, self.params.timeout_s)
             except RetryableModelError as exc:
@@ -245,6 +246,11 @@ class LLMClient:
         if self.shared is not None:
             await self.shared.aclose()
         await asyncio.sleep(0)
+
+
+def _window(max_rate: int | None) -> window.RollingWindow | None:
+    """rpm and tpm hold in every rolling minute, the first included (a leaky bucket lets a burst through)."""
+    return window.RollingWindow(max_rate, window.RATE_PERIOD_S) if max_rate else None
 
 
 def _error(state: RetryCallState) -> BaseException | None:

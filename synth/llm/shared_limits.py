@@ -2,16 +2,18 @@
 
 A local run enforces `concurrency` and `rate_limit` in its own process; N workers doing the same would send
 N times the rate. Here the ceilings live in Redis: concurrency as leases in a sorted set (a lease expires on
-its own if its holder is SIGKILLed), requests and tokens per minute as leaky buckets. Both are Lua scripts so
-each check is one atomic round trip, timed by Redis's own clock (worker clocks may disagree). No maintained
-library offers an asyncio Redis semaphore with leases plus a weighted bucket (litellm's router tracks usage
-per deployment but does not block callers), hence this file.
+its own if its holder is SIGKILLed), requests and tokens per minute as rolling windows that hold in every
+minute, the first included (as `synth.llm.window` does in one process). Both are Lua scripts so each check is
+one atomic round trip, timed by Redis's own clock (worker clocks may disagree). No maintained library offers an
+asyncio Redis semaphore with leases plus a weighted rolling window (litellm's router tracks usage per
+deployment but does not block callers), hence this file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 import uuid
@@ -23,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from synth.distributed import keys
+from synth.llm import window
 from synth.llm.config import ModelConfig
 
 # Grants up to #ids leases (ARGV[3..]) while fewer than ARGV[1] are held; returns how many it granted.
@@ -40,23 +43,49 @@ end
 return math.max(n, 0)
 """
 
-# A leaky bucket of capacity `cap` draining at cap/period per second: admit `need` if it fits, else return
-# how many milliseconds until it would.
-TAKE_FROM_BUCKET = """
+# A rolling window of `cap` units per `period` seconds: a sorted set of what it admitted (member "seq:amount",
+# scored by time) and the running sum beside it. Admits `need` if it fits in the window ending now (returns 0),
+# else returns how many milliseconds until enough has left the window. Expired entries leave the sum as they go,
+# so each call costs what left since the last one, not the whole window.
+TAKE_FROM_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local cap, period, need = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rate = cap / period
-local state = redis.call('HMGET', KEYS[1], 'level', 'at')
-local level = tonumber(state[1]) or 0
-local at = tonumber(state[2]) or now
-level = math.max(0, level - (now - at) * rate)
-if level + need <= cap then
-  redis.call('HSET', KEYS[1], 'level', tostring(level + need), 'at', tostring(now))
+local used = tonumber(redis.call('HGET', KEYS[2], 'used')) or 0
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - period)
+for _, member in ipairs(gone) do
+  used = used - tonumber(string.match(member, ':(.+)$'))
+end
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  used = 0
+end
+if used + need <= cap then
+  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+  redis.call('ZADD', KEYS[1], now, seq .. ':' .. need)
+  redis.call('HSET', KEYS[2], 'used', tostring(used + need))
   redis.call('EXPIRE', KEYS[1], math.ceil(period) * 2)
+  redis.call('EXPIRE', KEYS[2], math.ceil(period) * 2)
   return 0
 end
-return math.ceil((level + need - cap) / rate * 1000)
+redis.call('HSET', KEYS[2], 'used', tostring(used))
+local excess = used + need - cap
+local start = 0
+while true do
+  local page = redis.call('ZRANGE', KEYS[1], start, start + 63, 'WITHSCORES')
+  if #page == 0 then
+    return math.ceil(period * 1000)
+  end
+  for i = 1, #page, 2 do
+    excess = excess - tonumber(string.match(page[i], ':(.+)$'))
+    if excess <= 0 then
+      return math.max(1, math.ceil((tonumber(page[i + 1]) + period - now) * 1000))
+    end
+  end
+  start = start + 64
+end
 """
 
 RENEW_LEASES = """
@@ -69,9 +98,11 @@ return 0
 """
 
 POLL_S = 0.01  # while calls wait for a lease held elsewhere: one Redis round trip per process per poll
+MAX_POLL_S = 0.02  # the poll backs off to this while Redis has no lease to give
+RETURN_LINGER_S = 0.005  # leases nobody here waits for go back to Redis together, this soon
+CLOSE_WAIT_S = 2.0
 BUCKET_JITTER_S = 0.005
 LEASE_S = 15.0  # a SIGKILLed holder's slots come back this fast; live holders renew every third of it
-RATE_PERIOD_S = 60.0
 
 
 class SharedLimits:
@@ -92,20 +123,26 @@ class SharedLimits:
         rpm: int | None = None,
         tpm: int | None = None,
         lease_s: float = LEASE_S,
+        period_s: float | None = None,
     ) -> None:
+        """`period_s`: the rate window, `synth.llm.window.RATE_PERIOD_S` (a minute) unless a test shrinks it."""
         self.client = client
         self.model = model
         self.concurrency = concurrency
         self.rpm, self.tpm = rpm, tpm
         self.lease_s = lease_s
+        self.period_s = period_s or window.RATE_PERIOD_S
         self._slots = keys.concurrency_slots(model)
         self._acquire = client.register_script(ACQUIRE_LEASES)
-        self._take = client.register_script(TAKE_FROM_BUCKET)
+        self._take = client.register_script(TAKE_FROM_WINDOW)
         self._renew = client.register_script(RENEW_LEASES)
         self._idle: list[str] = []
+        self._owner = uuid.uuid4().hex  # lease ids: this process's token and a counter (cheap, unique)
+        self._lease_ids = itertools.count()
         self._busy: set[str] = set()
         self._waiters: deque[asyncio.Future[str]] = deque()
         self._manager: asyncio.Task[None] | None = None
+        self._closing = False
         self._wake: asyncio.Event | None = None
 
     @classmethod
@@ -116,13 +153,16 @@ class SharedLimits:
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[None]:
-        """Waits for the rate buckets and a concurrency lease; gives the lease back on exit."""
-        if self.rpm:
-            await self._wait_bucket("rpm", self.rpm, 1)
-        if self.tpm:
-            await self._wait_bucket("tpm", self.tpm, min(tokens, self.tpm))
+        """Waits for a concurrency lease, then for room in the rate windows; gives the lease back on exit.
+
+        The windows come last: the call is sent the moment they admit it, so the times a provider sees are the
+        times admitted (a wait for a lease after admission would bunch calls admitted a window apart)."""
         lease = await self._take_lease()
         try:
+            if self.rpm:
+                await self._wait_window("rpm", self.rpm, 1)
+            if self.tpm:
+                await self._wait_window("tpm", self.tpm, min(tokens, self.tpm))
             yield
         finally:
             self._give_back(lease)
@@ -167,14 +207,22 @@ class SharedLimits:
             self._manager = asyncio.create_task(self._manage())
 
     async def _manage(self) -> None:
+        """Redis hears from this process at most once per poll while its calls wait (backing off while Redis has
+        nothing to give), and once per short linger for leases nobody here waits for: asking once per call, as
+        before, was most of a work horse's CPU when calls queue for leases another worker holds."""
         assert self._wake is not None
-        renewed_at = time.monotonic()
-        while self._waiters or self._idle or self._busy:
+        renewed_at = next_poll = time.monotonic()
+        backoff, idle_since = POLL_S, None
+        while not self._closing and (self._waiters or self._idle or self._busy):
             self._wake.clear()
-            if self._waiters:
-                await self._top_up()
-            if self._idle and not self._waiters:
-                surplus, self._idle = self._idle, []
+            now = time.monotonic()
+            if self._waiters and now >= next_poll:
+                granted = await self._top_up()
+                backoff = POLL_S if granted else min(2 * backoff, MAX_POLL_S)
+                next_poll = now + (0.0 if granted else backoff)
+            idle_since = (idle_since or now) if self._idle and not self._waiters else None
+            if idle_since is not None and now - idle_since >= RETURN_LINGER_S:
+                surplus, self._idle, idle_since = self._idle, [], None
                 await self.client.zrem(self._slots, *surplus)
             if time.monotonic() - renewed_at >= self.lease_s / 3 and self._busy:
                 await self._call(self._renew, [self._slots], [self.lease_s, *self._busy])
@@ -182,30 +230,53 @@ class SharedLimits:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the event is set,
             # which made aclose() wait out a whole renewal period (seen as 5 s stalls in bench/distributed.py).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_S if self._waiters else self.lease_s / 3):
+                async with asyncio.timeout(self._sleep_s(next_poll, idle_since, renewed_at)):
                     await self._wake.wait()
 
-    async def _top_up(self) -> None:
-        wanted = [uuid.uuid4().hex for _ in range(len(self._waiters))]
+    def _sleep_s(self, next_poll: float, idle_since: float | None, renewed_at: float) -> float:
+        """Until the next thing the manager has to do, unless a call wakes it first."""
+        due = [renewed_at + self.lease_s / 3]
+        if self._waiters:
+            due.append(next_poll)
+        if idle_since is not None:
+            due.append(idle_since + RETURN_LINGER_S)
+        return max(min(due) - time.monotonic(), 0.0)
+
+    async def _top_up(self) -> int:
+        """Asks Redis for a lease per waiting call, as far as the ceiling leaves room; returns how many it got."""
+        room = self.concurrency - len(self._busy) - len(self._idle)
+        wanted = [f"{self._owner}:{next(self._lease_ids)}" for _ in range(min(len(self._waiters), room))]
+        if not wanted:
+            return 0
         granted = await self._call(self._acquire, [self._slots], [self.concurrency, self.lease_s, *wanted])
         for lease in wanted[:granted]:
             self._hand(lease)
+        return granted
 
     async def aclose(self) -> None:
-        """Stops the manager and gives back every lease this process holds."""
-        if self._manager is not None:
-            self._manager.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._manager
+        """Stops the manager and gives back every lease this process holds.
+
+        The manager is asked to stop, not cancelled: a redis-py command cancelled mid-flight stalls its caller
+        for seconds (seen as 5 s at the end of every small batch); it is cancelled only if it does not stop soon
+        (a Redis that is down and being retried)."""
+        self._closing = True
+        if self._manager is not None and not self._manager.done():
+            assert self._wake is not None
+            self._wake.set()
+            _, running = await asyncio.wait({self._manager}, timeout=CLOSE_WAIT_S)
+            for task in running:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         held = [*self._idle, *self._busy]
         self._idle, self._busy = [], set()
         if held:
             await self.client.zrem(self._slots, *held)
 
-    async def _wait_bucket(self, kind: str, capacity: int, need: int) -> None:
-        bucket = keys.rate_bucket(self.model, kind)
-        # Polling, not an Event: the bucket is in Redis, shared with processes that cannot signal us.
-        while wait_ms := await self._call(self._take, [bucket], [capacity, RATE_PERIOD_S, need]):  # noqa: ASYNC110
+    async def _wait_window(self, kind: str, capacity: int, need: int) -> None:
+        window_keys = [keys.rate_window(self.model, kind), keys.rate_window_state(self.model, kind)]
+        # Polling, not an Event: the window is in Redis, shared with processes that cannot signal us.
+        while wait_ms := await self._call(self._take, window_keys, [capacity, self.period_s, need]):  # noqa: ASYNC110
             await asyncio.sleep(int(wait_ms) / 1000 + random.uniform(0, BUCKET_JITTER_S))
 
     async def _call(self, script: Any, script_keys: list[str], args: list[Any]) -> int:

@@ -1,5 +1,9 @@
 """A distributed run's shared state in Redis: the response cache and the dedup claims, as LocalState keeps
-them in SQLite for a local run. Every worker of a job sees the same cache and the same claims."""
+them in SQLite for a local run. Every worker of a job sees the same cache and the same claims.
+
+Cache reads and writes made in the same turn of the event loop travel together (one MGET, one pipeline of
+SETs): a batch asks for all its items' answers at once, and a command apiece cost more CPU than the item.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from synth.distributed import keys
+from synth.state.coalescer import Coalescer
 
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
+WRITE_LINGER_S = 0.005
 
 
 class RedisState:
@@ -19,18 +25,43 @@ class RedisState:
     def __init__(self, client: aioredis.Redis, job_id: str) -> None:
         self.client = client
         self.job_id = job_id
+        self._reads: Coalescer[str, bytes | str | None] = Coalescer(self._get_many)
+        # Answers come back one by one; a write waits a moment for others (a call takes far longer than this).
+        self._writes: Coalescer[tuple[str, str], None] = Coalescer(self._set_many, linger_s=WRITE_LINGER_S)
+        self._claims: Coalescer[tuple[str, str], bytes | None] = Coalescer(self._claim_many)
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self.client.get(keys.cache_entry(self.job_id, key))
+        raw = await self._reads.submit(keys.cache_entry(self.job_id, key))
         return json.loads(raw) if raw is not None else None
 
     async def put(self, key: str, value: dict[str, Any]) -> None:
-        await self.client.set(keys.cache_entry(self.job_id, key), json.dumps(value), ex=STATE_TTL_S)
+        await self._writes.submit((keys.cache_entry(self.job_id, key), json.dumps(value)))
 
     async def claim(self, namespace: str, key: str, owner: str) -> str:
-        # SET NX GET (Redis >= 7): one round trip that claims the key or returns who holds it.
-        held = await self.client.set(keys.claim(self.job_id, namespace, key), owner, nx=True, get=True, ex=STATE_TTL_S)
+        held = await self._claims.submit((keys.claim(self.job_id, namespace, key), owner))
         return owner if held is None else held.decode() if isinstance(held, bytes) else str(held)
+
+    async def _get_many(self, names: list[str]) -> list[bytes | str | None]:
+        found: list[bytes | str | None] = await self.client.mget(names)
+        return found
+
+    async def _set_many(self, entries: list[tuple[str, str]]) -> list[None]:
+        if len(entries) == 1:  # answers trickle in: most writes travel alone, and a pipeline costs more than a SET
+            await self.client.set(*entries[0], ex=STATE_TTL_S)
+            return [None]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, value in entries:
+                pipe.set(name, value, ex=STATE_TTL_S)
+            await pipe.execute()
+        return [None] * len(entries)
+
+    async def _claim_many(self, claims: list[tuple[str, str]]) -> list[bytes | None]:
+        """SET NX GET (Redis >= 7) per claim, in the order they were made: each takes the key or says who holds it."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, owner in claims:
+                pipe.set(name, owner, nx=True, get=True, ex=STATE_TTL_S)
+            held: list[bytes | None] = await pipe.execute()
+        return held
 
     async def aclose(self) -> None:
         await self.client.aclose()

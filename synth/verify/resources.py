@@ -9,12 +9,15 @@ config, so its calls are cached, limited and counted like generation calls.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from synth.llm.client import LLMClient
 from synth.llm.config import ModelConfig
-from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder, load_embedder
 from synth.sandbox import Limits, Sandbox, shared_sandbox
 from synth.sandbox.runner import Isolation
+
+if TYPE_CHECKING:
+    from synth.llm.embeddings import Embedder
 
 MakeClient = Callable[[ModelConfig], LLMClient]
 
@@ -33,9 +36,12 @@ class Resources:
             self._clients[key] = self._make_client(config)
         return self._clients[key]
 
-    def embedder(self, model: str = DEFAULT_EMBEDDING_MODEL) -> Embedder:
+    def embedder(self, model: str | None = None) -> Embedder:
         """The process-wide embedder for `model` (loaded once per process; a work horse inherits it)."""
-        return load_embedder(model)
+        # Imported here: numpy and the model are for chains that embed, not for every worker that forks.
+        from synth.llm.embeddings import DEFAULT_EMBEDDING_MODEL, load_embedder
+
+        return load_embedder(model or DEFAULT_EMBEDDING_MODEL)
 
     def sandbox(
         self, limits: Limits, parallelism: int | None = None, python: str | None = None, isolation: Isolation = "bwrap"

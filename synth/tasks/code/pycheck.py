@@ -35,7 +35,10 @@ def check_python(entry_point: str, signature: str, solution: str, tests: str, ra
     tests = _strip_solution_imports(tests, tests_tree, _top_level_names(solution_tree), raw)
     tests_tree = ast.parse(tests)
     test_functions = _test_functions(tests_tree, raw)
-    if not any(isinstance(node, ast.Call) and _calls(node, declared.name) for node in ast.walk(tests_tree)):
+    running = _running(tests_tree, test_functions)
+    if not any(isinstance(node, ast.Assert) for node in running):
+        _reject("tests_missing", "no assert runs: none at top level, in a test_ function or a helper they call", raw)
+    if not any(isinstance(node, ast.Call) and _calls(node, declared.name) for node in running):
         _reject("signature_mismatch", f"the tests never call {declared.name}", raw)
     return CheckedCode(declared.name, _header(declared), tests, test_functions)
 
@@ -113,12 +116,8 @@ def _imports_solution(node: ast.Import | ast.ImportFrom, tree: ast.Module, solut
 
 
 def _test_functions(tree: ast.Module, raw: str) -> list[str]:
-    """Top-level `test_*` functions (each must take no arguments); none is fine when top-level asserts test."""
+    """Top-level `test_*` functions, which the runner calls (each must take no arguments)."""
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
-    has_assert = any(isinstance(node, ast.Assert) for node in ast.walk(tree))
-    top_level_assert = any(isinstance(node, ast.Assert) for node in tree.body)
-    if not has_assert or not (functions or top_level_assert):
-        _reject("tests_missing", "the tests hold no assert in a test_ function or at top level", raw)
     for function in functions:
         args = function.args
         if args.posonlyargs or args.args or args.kwonlyargs or args.vararg or args.kwarg:
@@ -128,3 +127,29 @@ def _test_functions(tree: ast.Module, raw: str) -> list[str]:
 
 def _calls(node: ast.Call, name: str) -> bool:
     return isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _running(tree: ast.Module, test_functions: list[str]) -> list[ast.AST]:
+    """The nodes of the tests that run: top-level code, the test functions the runner calls, and every function
+    those call by name, transitively. A helper nobody calls does not run, so its asserts and calls do not count."""
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    entered = set(test_functions)
+    pending: list[ast.AST] = [*tree.body, *(node for name in test_functions for node in functions[name].body)]
+    found: list[ast.AST] = []
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            pending.extend(_run_at_definition(node))  # the body runs only when called
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+        called = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+        if called in functions and called not in entered:
+            entered.add(called)
+            pending.extend(functions[called].body)
+    return found
+
+
+def _run_at_definition(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
+    """What a `def` statement evaluates itself: decorators and default values."""
+    return [*node.decorator_list, *node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]

@@ -1,0 +1,80 @@
+"""The jobs one worker process has prepared, reused by every batch and checked against the job record in Redis.
+
+Preparing a job (spec, compiled templates, task, verifier options) costs tens of milliseconds of CPU, more than
+a batch's own work on a fast endpoint. A synth worker prepares a job once, in its main process before RQ forks
+the work horse, and each horse inherits it (`workers.worker.SynthWorker`). Entries are keyed by job id and hold
+the job record they were prepared from: a different record (the job resubmitted with other verifiers, quotas or
+spec, hence perhaps another spec id) prepares afresh. The horse checks again (one GET), so a horse of a plain
+RQ worker, or one forked just as the job changed, still runs the job as Redis has it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import redis
+
+from synth.distributed import keys
+from synth.distributed.queue import QueuedJob
+from synth.errors import UserError
+from synth.planning.job import PreparedJob
+
+logger = logging.getLogger(__name__)
+
+KEEP_JOBS = 4  # a worker serving several jobs at once keeps each; an old one is dropped, not leaked
+
+
+@dataclass(frozen=True)
+class ReadyJob:
+    """A job as a worker runs it: the queued job, prepared, and the record it was prepared from."""
+
+    job: QueuedJob
+    prepared: PreparedJob
+    record: bytes
+
+
+class PreparedJobs:
+    """Prepared jobs by job id, at most `keep` of them, each valid while Redis holds the record it came from."""
+
+    def __init__(self, keep: int = KEEP_JOBS) -> None:
+        self.keep = keep
+        self._jobs: OrderedDict[str, ReadyJob] = OrderedDict()
+
+    def get(self, conn: redis.Redis, job_id: str) -> ReadyJob:
+        """The job prepared, from this process's entry when its record is current, else prepared now."""
+        return self.fetch(conn, job_id)[0]
+
+    def fetch(self, conn: redis.Redis, job_id: str) -> tuple[ReadyJob, bool]:
+        """The job prepared, and whether it was prepared just now (new here, or its record changed)."""
+        record = conn.get(keys.job_meta(job_id))
+        if isinstance(record, str):  # a client made with decode_responses
+            record = record.encode()
+        if record is None:
+            raise UserError(f"no synth job {job_id!r} in this Redis: resubmit it, or `synth status <run dir> --repair`")
+        held = self._jobs.get(job_id)
+        if held is not None and held.record == record:
+            self._jobs.move_to_end(job_id)
+            return held, False
+        ready = self._jobs[job_id] = self._prepare(record)
+        self._jobs.move_to_end(job_id)
+        while len(self._jobs) > self.keep:
+            self._jobs.popitem(last=False)
+        return ready, True
+
+    def _prepare(self, record: bytes) -> ReadyJob:
+        started = time.process_time()
+        job = QueuedJob.from_json(json.loads(record))
+        ready = ReadyJob(job, job.prepare(), record)
+        cpu_ms = 1000 * (time.process_time() - started)
+        spec_id, pid = job.spec.spec_id, os.getpid()
+        logger.info("prepared job: job=%s spec=%s pid=%d cpu_ms=%.1f", job.job_id, spec_id, pid, cpu_ms)
+        return ready
+
+
+PREPARED = PreparedJobs()
+"""This process's prepared jobs: a work horse inherits its worker's at the fork."""
