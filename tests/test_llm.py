@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from synth.errors import ModelError, RetryableModelError, SpecError
 from synth.llm import LLMClient, Pricing
 from synth.llm.limiter import AdaptiveLimiter
-from synth.llm.transport import scrub, status_error
+from synth.llm.transport import status_error
+from synth.secrets import register, scrub
 from synth.spec.file import validate_spec
 from synth.spec.model import JobSpec
 from synth.state.local import LocalState
@@ -545,15 +546,17 @@ def test_empty_api_key_env_is_a_fatal_error_naming_the_variable(mock_llm, monkey
 
 
 def test_scrub_replaces_the_secret():
-    assert scrub(f"bad key {SECRET} here {SECRET}", SECRET) == "bad key *** here ***"
+    register(SECRET)
+    assert scrub(f"bad key {SECRET} here {SECRET}") == "bad key *** here ***"
 
 
 def test_scrub_leaves_text_alone_without_a_secret():
-    assert scrub("nothing secret", None) == "nothing secret"
+    assert scrub("nothing secret") == "nothing secret"
 
 
 def test_status_error_scrubs_message_and_body():
-    error = status_error(400, f'{{"error": "key {SECRET} invalid"}}', None, SECRET)
+    register(SECRET)
+    error = status_error(400, f'{{"error": "key {SECRET} invalid"}}', None)
     assert SECRET not in str(error)
     assert SECRET not in error.body
     assert "key *** invalid" in error.body

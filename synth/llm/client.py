@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from synth import secrets
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
 from synth.llm.config import ModelConfig
@@ -203,7 +205,7 @@ class LLMClient:
                 self._note_failure(exc)
                 raise
         self.limiter.on_success()
-        return raw
+        return _scrubbed(raw)
 
     def _shared_slot(self, body: dict[str, Any]) -> AbstractAsyncContextManager[None]:
         return self.shared.slot(self._token_estimate(body)) if self.shared is not None else nullcontext()
@@ -245,6 +247,12 @@ class LLMClient:
         if self.shared is not None:
             await self.shared.aclose()
         await asyncio.sleep(0)
+
+
+def _scrubbed(raw: RawCompletion) -> RawCompletion:
+    """A reply can echo the key too: scrubbed before it is parsed, cached, stored or logged."""
+    text, model = secrets.scrub(raw.text), secrets.scrub(raw.model)
+    return raw if text is raw.text and model is raw.model else dataclasses.replace(raw, text=text, model=model)
 
 
 def _error(state: RetryCallState) -> BaseException | None:

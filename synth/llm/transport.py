@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from synth import secrets
 from synth.errors import ModelError, RetryableModelError
 
 DIRECT_PROVIDERS = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}
@@ -56,14 +57,19 @@ def resolve_api_base(model: str, api_base: str | None) -> str | None:
 
 
 def resolve_api_key(model: str, api_key_env: str | None) -> str | None:
-    """The key, read from the named env var at call time. It is never stored, logged or put in a record."""
+    """The key, read from the named env var at call time. It is never stored, logged or put in a record: it
+    is registered with the scrubber (with every key-like variable litellm might read for itself) first."""
+    secrets.register_environment()
     if api_key_env:
         key = os.environ.get(api_key_env)
         if not key:
             raise ModelError(f"api_key_env names {api_key_env}, but that environment variable is empty", is_fatal=True)
+        secrets.register(key)
         return key
     provider, _ = split_model(model)
-    return os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
+    key = os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
+    secrets.register(key)
+    return key
 
 
 def choose_direct(model: str, api_base: str | None, transport: str) -> bool:
@@ -73,9 +79,9 @@ def choose_direct(model: str, api_base: str | None, transport: str) -> bool:
     return provider in DIRECT_PROVIDERS and resolve_api_base(model, api_base) is not None
 
 
-def status_error(status: int, body: str, retry_after: str | None, secret: str | None) -> ModelError:
+def status_error(status: int, body: str, retry_after: str | None) -> ModelError:
     """Maps an HTTP failure to the error class that decides retry, fail-the-item, or stop-the-run."""
-    body = scrub(body, secret)
+    body = secrets.scrub(body)  # before it is cut short: a key cut in half would not be found any more
     message = f"model endpoint answered HTTP {status}: {body[:300]}"
     if status in RETRYABLE_STATUS:
         return RetryableModelError(message, status=status, body=body, retry_after_s=parse_retry_after(retry_after))
@@ -88,10 +94,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
 
 
 class DirectTransport:
@@ -122,7 +124,7 @@ class DirectTransport:
             ) as response:
                 text = await response.text()
                 if response.status != 200:
-                    raise status_error(response.status, text, response.headers.get("Retry-After"), self._api_key)
+                    raise status_error(response.status, text, response.headers.get("Retry-After"))
                 return _parse_openai_body(text)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryableModelError(f"model endpoint unreachable or too slow: {type(exc).__name__}: {exc}") from None
@@ -146,7 +148,8 @@ def _parse_openai_body(text: str) -> RawCompletion:
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         # A 200 with a broken body is a server fault (a proxy cut it, the server crashed mid-write): try again.
-        raise RetryableModelError(f"malformed response body from model endpoint: {text[:200]!r}") from None
+        shown = secrets.scrub(text)[:200]
+        raise RetryableModelError(f"malformed response body from model endpoint: {shown!r}") from None
 
 
 class LiteLLMTransport:
@@ -183,9 +186,9 @@ class LiteLLMTransport:
         response = getattr(exc, "response", None)
         # litellm puts the provider's real headers on the exception; `exc.response` is often a stand-in without them
         headers = getattr(exc, "litellm_response_headers", None) or getattr(response, "headers", None) or {}
-        message = scrub(str(exc), self._api_key)
+        message = secrets.scrub(str(exc))
         if isinstance(status, int) and status != 200:
-            return status_error(status, message, headers.get("retry-after"), self._api_key)
+            return status_error(status, message, headers.get("retry-after"))
         name = type(exc).__name__
         if name in {"Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError"}:
             return RetryableModelError(f"{name}: {message[:300]}")
