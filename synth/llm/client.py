@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -173,17 +174,18 @@ class LLMClient:
 
     async def _send_with_retries(self, body: dict[str, Any]) -> RawCompletion:
         """The first attempt runs bare: tenacity's per-attempt machinery costs ~30 µs, paid only on a retry."""
+        started = time.monotonic()
         try:
             return await self._send_once(body)
         except RetryableModelError as exc:
-            if self.config.retry.max_attempts <= 1 and not exc.is_rate_limit:
+            if self.config.retry.max_attempts <= 1 and not self._rides_deadline(exc):
                 raise
             first_failure = exc
-        await asyncio.sleep(self._delay(1, first_failure))
+        await asyncio.sleep(self._delay(1, first_failure, started))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetryableModelError),
-            wait=lambda state: self._delay(state.attempt_number + 1, _error(state)),
-            stop=self._should_stop,
+            wait=lambda state: self._delay(state.attempt_number + 1, _error(state), started),
+            stop=lambda state: self._should_stop(state, started),
             before_sleep=self._note_retry,
             reraise=True,
         )
@@ -223,18 +225,35 @@ class LLMClient:
         chars = sum(len(m.get("content", "")) for m in body["messages"])
         return chars // 4 + int(body["max_tokens"])
 
-    def _delay(self, attempt: int, error: BaseException | None) -> float:
-        """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
-        ceiling = min(self.config.retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
-        delay = random.uniform(0.05, ceiling)
-        retry_after = getattr(error, "retry_after_s", None)
-        return max(delay, retry_after) if retry_after else delay
+    def _delay(self, attempt: int, error: BaseException | None, started: float) -> float:
+        """Exponential backoff with full jitter, stretched to the server's Retry-After where that is sane.
 
-    def _should_stop(self, state: RetryCallState) -> bool:
+        Never longer than max_wait_s, and a rate-limited call never sleeps past its deadline.
+        """
+        retry = self.config.retry
+        delay = random.uniform(0.05, min(retry.max_wait_s, 0.25 * 2 ** (attempt - 1)))
+        delay = max(delay, self._retry_after(error) or 0.0)
+        if self._rides_deadline(error):
+            delay = min(delay, max(0.0, retry.rate_limit_deadline_s - (time.monotonic() - started)))
+        return min(delay, retry.max_wait_s)
+
+    def _retry_after(self, error: BaseException | None) -> float | None:
+        """The server's Retry-After if it asks no more than max_wait_s; a longer one (86400, 1e308) is ignored."""
+        value = getattr(error, "retry_after_s", None)
+        return value if isinstance(value, float | int) and value <= self.config.retry.max_wait_s else None
+
+    def _rides_deadline(self, error: BaseException | None) -> bool:
+        """A 429 is retried until the rate-limit deadline, unless its Retry-After is absurd: then it is an ordinary
+        retryable failure, retried max_attempts times, so a server that says "come back tomorrow" fails the item
+        (for a rerun to retry) instead of stalling it."""
+        if not isinstance(error, RetryableModelError) or not error.is_rate_limit:
+            return False
+        return error.retry_after_s is None or self._retry_after(error) is not None
+
+    def _should_stop(self, state: RetryCallState, started: float) -> bool:
         """429s retry until the rate-limit deadline; other failures for max_attempts (the bare first included)."""
-        error = _error(state)
-        if isinstance(error, RetryableModelError) and error.is_rate_limit:
-            return (state.seconds_since_start or 0.0) >= self.config.retry.rate_limit_deadline_s
+        if self._rides_deadline(_error(state)):
+            return time.monotonic() - started >= self.config.retry.rate_limit_deadline_s
         return state.attempt_number + 1 >= self.config.retry.max_attempts
 
     def _note_retry(self, state: RetryCallState) -> None:

@@ -10,8 +10,11 @@ provider, and OpenAI's own API with its per-model quirks, goes through litellm.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -90,10 +93,20 @@ def status_error(status: int, body: str, retry_after: str | None) -> ModelError:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Seconds to wait from a Retry-After header (a number of seconds or an HTTP date); None if it is neither.
+
+    The value is the server's word, not a promise to wait: the client honours it only up to its own limits.
+    """
+    if not value:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return None if math.isnan(seconds) else max(0.0, seconds)  # inf stays inf: "never", which no one waits for
 
 
 class DirectTransport:
