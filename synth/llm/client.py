@@ -226,29 +226,23 @@ class LLMClient:
         return chars // 4 + int(body["max_tokens"])
 
     def _delay(self, attempt: int, error: BaseException | None, started: float) -> float:
-        """Exponential backoff with full jitter, stretched to the server's Retry-After where that is sane.
-
-        Never longer than max_wait_s, and a rate-limited call never sleeps past its deadline.
-        """
+        """Exponential backoff with full jitter, stretched to the server's Retry-After; never longer than
+        max_wait_s, and a rate-limited call never sleeps past its deadline."""
         retry = self.config.retry
         delay = random.uniform(0.05, min(retry.max_wait_s, 0.25 * 2 ** (attempt - 1)))
-        delay = max(delay, self._retry_after(error) or 0.0)
+        retry_after = getattr(error, "retry_after_s", None)
+        delay = max(delay, retry_after or 0.0)
         if self._rides_deadline(error):
             delay = min(delay, max(0.0, retry.rate_limit_deadline_s - (time.monotonic() - started)))
         return min(delay, retry.max_wait_s)
 
-    def _retry_after(self, error: BaseException | None) -> float | None:
-        """The server's Retry-After if it asks no more than max_wait_s; a longer one (86400, 1e308) is ignored."""
-        value = getattr(error, "retry_after_s", None)
-        return value if isinstance(value, float | int) and value <= self.config.retry.max_wait_s else None
-
     def _rides_deadline(self, error: BaseException | None) -> bool:
-        """A 429 is retried until the rate-limit deadline, unless its Retry-After is absurd: then it is an ordinary
-        retryable failure, retried max_attempts times, so a server that says "come back tomorrow" fails the item
-        (for a rerun to retry) instead of stalling it."""
+        """A 429 is retried until the rate-limit deadline, unless its Retry-After lies beyond that deadline
+        (86400, 1e308, inf): then it is an ordinary retryable failure, retried max_attempts times, so a server
+        that says "come back tomorrow" fails the item (a rerun retries it) instead of stalling the run."""
         if not isinstance(error, RetryableModelError) or not error.is_rate_limit:
             return False
-        return error.retry_after_s is None or self._retry_after(error) is not None
+        return error.retry_after_s is None or error.retry_after_s <= self.config.retry.rate_limit_deadline_s
 
     def _should_stop(self, state: RetryCallState, started: float) -> bool:
         """429s retry until the rate-limit deadline; other failures for max_attempts (the bare first included)."""
