@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from synth.errors import TemplateError
@@ -46,13 +47,32 @@ class Template:
             raise TemplateError(f"template {self.name}: {exc}") from None
 
 
+class RootedLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader that stays inside its folders: a template, or anything it includes, that is a symlink
+    leading out of the folder it was found in is refused (a shared prompts folder must not read local files).
+    A folder that is itself a symlink is fine: its target is the root. Only regular files are found at all."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for folder in self.searchpath:
+            path = Path(folder, *pieces)
+            if path.is_file():
+                if not path.resolve().is_relative_to(Path(folder).resolve()):
+                    raise TemplateError(
+                        f"template {template!r}: {path} leads outside {folder} (to {path.resolve()}); copy it into "
+                        "the prompts folder, or link the whole folder instead"
+                    )
+                break
+        return super().get_source(environment, template)
+
+
 class PromptLibrary:
     """Finds templates beside the spec first, then in ./prompts, then in synth's bundled prompts/."""
 
     def __init__(self, search_paths: Sequence[Path], sources: Mapping[str, str] | None = None) -> None:
         self.search_paths = [p for p in dict.fromkeys(search_paths) if p.is_dir()]
         loader: jinja2.BaseLoader = (
-            jinja2.DictLoader(dict(sources)) if sources is not None else jinja2.FileSystemLoader(self.search_paths)
+            jinja2.DictLoader(dict(sources)) if sources is not None else RootedLoader(self.search_paths)
         )
         self._env = ImmutableSandboxedEnvironment(
             loader=loader,

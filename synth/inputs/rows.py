@@ -19,6 +19,7 @@ from typing import Any
 from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.inputs.documents import read_documents
+from synth.inputs.files import check_inside, checked_file, root_of
 from synth.spec.model import InputRef
 from synth.store.run_store import RunStore
 
@@ -63,8 +64,9 @@ def row_unit(row: InputRow, unit_id: str | None = None, **extra_vars: Any) -> Un
 def read_rows(ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
     """Every distinct row of the files `ref` names, in order, up to its `limit`. Raises UserError naming file:line."""
     seen: set[int] = set()
+    root = root_of(ref.path, base_dir)
     for path in input_paths(ref, base_dir):
-        for row in _read_file(path, ref, base_dir):
+        for row in _read_file(path, ref, base_dir, root):
             key = int(row.input_id[:16], 16)
             if key in seen:
                 continue  # the same row twice would be the same item twice
@@ -110,15 +112,17 @@ def shown_path(path: Path, base_dir: Path) -> str:
         return str(path)
 
 
-def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
+def _read_file(path: Path, ref: InputRef, base_dir: Path, root: Path) -> Iterator[InputRow]:
     kind = format_of(path, ref)
     if kind == "run":
-        yield from _read_run(path, ref.field, base_dir)
+        check_inside(path, root, ref.follow_symlinks)
+        yield from _read_run(path, ref.field, base_dir, ref.follow_symlinks)
         return
     if path.is_dir():
         raise UserError(f"{path}: a directory; format {kind} reads files (name them, e.g. {path}/*.{kind})")
     if kind not in FILE_READERS:
         raise UserError(f"{path}: unknown input format {kind!r}; use one of auto, jsonl, csv, txt, run")
+    checked_file(path, root, ref.follow_symlinks)
     try:
         yield from FILE_READERS[kind](path, ref.field, shown_path(path, base_dir))
     except UnicodeDecodeError as exc:
@@ -167,15 +171,17 @@ def _read_txt(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
                 yield make_row({field_name: text}, field_name, {"path": shown, "line": number}, f"{path}:{number}")
 
 
-def _read_run(root: Path, field_name: str, base_dir: Path) -> Iterator[InputRow]:
-    """The accepted records of an earlier run, batch by batch; `field_name` is a dotted path such as sample.output."""
+def _read_run(root: Path, field_name: str, base_dir: Path, follow_symlinks: bool) -> Iterator[InputRow]:
+    """The accepted records of an earlier run, batch by batch; `field_name` is a dotted path such as sample.output.
+
+    A run directory may come from elsewhere too: each shard its markers name must lie inside it."""
     if not (root / "run.json").exists():
         raise UserError(f"{root}: not a synth run directory (no run.json); format run reads a run's records")
     for marker in RunStore(root).markers():
         shard = marker.shards.get("accepted")
         if not shard:
             continue
-        path = root / shard.path
+        path = checked_file(root / shard.path, root, follow_symlinks)
         shown, run = shown_path(path, base_dir), shown_path(root, base_dir)
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):

@@ -8,6 +8,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synth.secrets import is_key_variable
+
+
+def check_key_variable(name: str | None) -> str | None:
+    """`api_key_env` must name a key variable: a shared spec must not send HOME, PATH or a database URL to the
+    server it names."""
+    if name is not None and not is_key_variable(name):
+        raise ValueError(
+            f"{name} does not look like a variable that holds an API key: its name must end in KEY, TOKEN or "
+            "SECRET (e.g. OPENAI_API_KEY)"
+        )
+    return name
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,7 +72,9 @@ class ModelConfig(StrictModel):
     model: str = Field(min_length=1, description="Any litellm model string, e.g. openai/gpt-4o-mini.")
     params: ModelParams = Field(default_factory=ModelParams)
     api_base: str | None = Field(None, description="OpenAI-compatible base URL; else OPENAI_API_BASE/BASE_URL.")
-    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key; its name ends in KEY, TOKEN or SECRET."
+    )
     transport: Literal["auto", "litellm", "direct"] = "auto"
     concurrency: int = Field(16, ge=1, le=4096, description="Most calls in flight; adapts down on 429s.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -67,6 +82,8 @@ class ModelConfig(StrictModel):
     cache_namespace: str = Field(
         "", max_length=64, description="Keeps this config's cached answers apart from another use of the same model."
     )
+
+    _key_variable = field_validator("api_key_env")(check_key_variable)
 
     @classmethod
     def of(cls, value: ModelConfig | str | dict[str, Any]) -> ModelConfig:

@@ -24,6 +24,7 @@ from synth.errors import ModelError, RetryableModelError
 
 DIRECT_PROVIDERS = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
+PROVIDER_API_BASE = {"openai": "https://api.openai.com/v1"}
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -73,6 +74,31 @@ def resolve_api_key(model: str, api_key_env: str | None) -> str | None:
     key = os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
     secrets.register(key)
     return key
+
+
+@dataclass(frozen=True)
+class KeyDestination:
+    """An API key leaving for an endpoint that is not its provider's own: what `synth plan` warns about."""
+
+    model: str
+    variable: str
+    url: str
+
+
+def key_destination(model: str, api_base: str | None, api_key_env: str | None) -> KeyDestination | None:
+    """Where a call sends the key when that is not the provider's default endpoint; None when no key goes there.
+
+    A named `api_key_env` is always sent; else the provider's usual variable (which litellm reads by itself) is,
+    if it is set.
+    """
+    provider, _ = split_model(model)
+    url = resolve_api_base(model, api_base)
+    if url is None or url.rstrip("/") == PROVIDER_API_BASE.get(provider, "").rstrip("/"):
+        return None
+    variable = api_key_env or DEFAULT_KEY_ENV.get(provider) or f"{provider.upper()}_API_KEY"
+    if api_key_env is None and not os.environ.get(variable):
+        return None
+    return KeyDestination(model, variable, url)
 
 
 def choose_direct(model: str, api_base: str | None, transport: str) -> bool:
