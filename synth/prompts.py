@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -27,6 +28,14 @@ class Template:
     sha256: str
     compiled: jinja2.Template
     source: str
+
+    def may_read(self, names: set[str]) -> bool:
+        """Whether the rendering may depend on any of `names`; conservatively yes if it includes, imports or
+        extends another template (whose variables this one's syntax tree does not show)."""
+        tree = self.compiled.environment.parse(self.source)
+        if any(True for _ in meta.find_referenced_templates(tree)):
+            return True
+        return bool(meta.find_undeclared_variables(tree) & names)
 
     def render(self, variables: Mapping[str, Any]) -> list[Message]:
         """Renders to chat messages: `{% block system %}`/`{% block user %}` if defined, else one user message."""
