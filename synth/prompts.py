@@ -1,4 +1,5 @@
-"""The one Jinja2 environment: sandboxed, StrictUndefined, over the spec's folder and the bundled prompts/."""
+"""The one Jinja2 environment: sandboxed, bounded in time and size per render (`synth.render_guard`),
+StrictUndefined, over the spec's folder and the bundled prompts/."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import jinja2
 from jinja2 import meta
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from synth.errors import TemplateError
 from synth.ids import sha256_text
+from synth.render_guard import GuardedEnvironment, RenderBudget, RenderLimitError, render_within
 
 BUNDLED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 MESSAGE_BLOCKS = ("system", "user")
@@ -38,22 +39,34 @@ class Template:
         return bool(meta.find_undeclared_variables(tree) & names)
 
     def render(self, variables: Mapping[str, Any]) -> list[Message]:
-        """Renders to chat messages: `{% block system %}`/`{% block user %}` if defined, else one user message."""
+        """Renders to chat messages: `{% block system %}`/`{% block user %}` if defined, else one user message.
+
+        One render is bounded in time and size (`synth.render_guard`): a template that spins or balloons is a
+        TemplateError, like one that needs a missing variable.
+        """
         try:
+            budget = RenderBudget()
+            context = self.compiled.new_context(dict(variables))
             blocks = [b for b in MESSAGE_BLOCKS if b in self.compiled.blocks]
             if not blocks:
-                return [{"role": "user", "content": self.compiled.render(variables).strip()}]
-            context = self.compiled.new_context(dict(variables))
-            rendered = ((b, "".join(self.compiled.blocks[b](context)).strip()) for b in blocks)
+                text = render_within(self.compiled.root_render_func(context), budget)
+                return [{"role": "user", "content": text.strip()}]
+            rendered = [(b, render_within(self.compiled.blocks[b](context), budget).strip()) for b in blocks]
             return [{"role": role, "content": text} for role, text in rendered if text]
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"template {self.name}: {exc.message}; give it in the spec's `vars:` or the topic's `vars:`"
             ) from None
+        except RenderLimitError as exc:
+            raise TemplateError(f"template {self.name}: {exc}") from None
         except SecurityError as exc:
             raise TemplateError(f"template {self.name}: blocked by the sandbox: {exc}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {self.name}: {exc}") from None
+        except (MemoryError, RecursionError, OverflowError) as exc:
+            raise TemplateError(
+                f"template {self.name}: too large or too deep to render ({type(exc).__name__})"
+            ) from None
 
 
 class RootedLoader(jinja2.FileSystemLoader):
@@ -83,7 +96,7 @@ class PromptLibrary:
         loader: jinja2.BaseLoader = (
             jinja2.DictLoader(dict(sources)) if sources is not None else RootedLoader(self.search_paths)
         )
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = GuardedEnvironment(
             loader=loader,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
