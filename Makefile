@@ -37,6 +37,7 @@ bench:
 	$(PY) bench/distributed.py
 	$(PY) bench/chunking.py
 	$(PY) bench/local_model.py
+	$(PY) bench/big_input.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml

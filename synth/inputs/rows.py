@@ -14,17 +14,19 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.inputs.documents import read_documents
 from synth.inputs.files import check_inside, checked_file, root_of
+from synth.render_guard import MAX_RENDER_CHARS
 from synth.spec.model import InputRef
 from synth.store.run_store import RunStore
 
 FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt", ".text": "txt"}
 MISSING = object()
+MAX_LINE_CHARS = MAX_RENDER_CHARS  # a row is one prompt's input: a longer line could never be sent
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,22 @@ def _read_file(path: Path, ref: InputRef, base_dir: Path, root: Path) -> Iterato
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a line)") from None
 
 
+def lines_of(handle: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines, read at most MAX_LINE_CHARS at a time: a 200 MB line is refused after 4 MB, not held whole."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise UserError(
+                f"{path}:{number}: a line of over {MAX_LINE_CHARS:,} characters; a row is one prompt's input: split "
+                "it, or give long text to a task that reads documents (doc_qa)"
+            )
+        yield number, line
+
+
 def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in lines_of(handle, path):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -148,7 +163,7 @@ def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
 
 def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(line for _, line in lines_of(handle, path))
         columns = reader.fieldnames or []
         if field_name not in columns:
             names = ", ".join(columns) or "none"
@@ -165,7 +180,7 @@ def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
 def _read_txt(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     """One row per non-blank line."""
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in lines_of(handle, path):
             if line.strip():
                 text = line.rstrip("\r\n")
                 yield make_row({field_name: text}, field_name, {"path": shown, "line": number}, f"{path}:{number}")
