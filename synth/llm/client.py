@@ -20,7 +20,7 @@ from synth import secrets
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
 from synth.llm.config import ModelConfig
-from synth.llm.limiter import AdaptiveLimiter
+from synth.llm.limiter import MAX_PAUSE_S, AdaptiveLimiter
 from synth.llm.output import OutputMode, output_mode, response_format
 from synth.llm.pricing import Pricing
 from synth.llm.shared_limits import SharedLimits
@@ -99,7 +99,7 @@ class LLMClient:
         api_base = resolve_api_base(config.model, config.api_base)
         self.is_direct = choose_direct(config.model, config.api_base, config.transport)
         self.transport = transport or self._make_transport(api_base)
-        self.limiter = AdaptiveLimiter(config.concurrency)
+        self.limiter = AdaptiveLimiter(config.concurrency, max_pause_s=min(MAX_PAUSE_S, config.retry.max_wait_s))
         self.shared = shared
         local_rates = shared is None
         self.rpm = AsyncLimiter(config.rate_limit.rpm, 60) if config.rate_limit.rpm and local_rates else None
@@ -200,11 +200,11 @@ class LLMClient:
             await self.rpm.acquire()
         if self.tpm is not None:
             await self.tpm.acquire(min(self.tpm.max_rate, self._token_estimate(body)))
-        async with self.limiter.slot(), self._shared_slot(body):
+        async with self.limiter.slot() as started, self._shared_slot(body):
             try:
                 raw = await self.transport.send(body, self.params.timeout_s)
             except RetryableModelError as exc:
-                self._note_failure(exc)
+                self._note_failure(exc, started)
                 raise
         self.limiter.on_success()
         return _scrubbed(raw)
@@ -212,12 +212,13 @@ class LLMClient:
     def _shared_slot(self, body: dict[str, Any]) -> AbstractAsyncContextManager[None]:
         return self.shared.slot(self._token_estimate(body)) if self.shared is not None else nullcontext()
 
-    def _note_failure(self, exc: RetryableModelError) -> None:
+    def _note_failure(self, exc: RetryableModelError, started: float) -> None:
+        """Counts a failure; a 429 tells the limiter while the call still holds its slot."""
         label = str(exc.status or "network")
         self.stats.by_status[label] = self.stats.by_status.get(label, 0) + 1
         if exc.is_rate_limit:
             self.stats.rate_limited += 1
-            self.limiter.on_overload()
+            self.limiter.on_overload(started)
         else:
             self.stats.server_errors += 1
 
@@ -226,10 +227,12 @@ class LLMClient:
         return chars // 4 + int(body["max_tokens"])
 
     def _delay(self, attempt: int, error: BaseException | None, started: float) -> float:
-        """Exponential backoff with full jitter, stretched to the server's Retry-After; never longer than
-        max_wait_s, and a rate-limited call never sleeps past its deadline."""
+        """Exponential backoff with equal jitter (between half the ceiling and the ceiling, so a run of failures
+        always waits long enough to outlast a short outage), stretched to the server's Retry-After; never longer
+        than max_wait_s, and a rate-limited call never sleeps past its deadline."""
         retry = self.config.retry
-        delay = random.uniform(0.05, min(retry.max_wait_s, 0.25 * 2 ** (attempt - 1)))
+        ceiling = min(retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
         retry_after = getattr(error, "retry_after_s", None)
         delay = max(delay, retry_after or 0.0)
         if self._rides_deadline(error):

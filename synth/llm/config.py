@@ -58,8 +58,14 @@ class RateLimit(StrictModel):
 class RetryPolicy(StrictModel):
     """How hard to try before an item ends as failed."""
 
-    max_attempts: int = Field(6, ge=1, le=50, description="Attempts for server errors and timeouts.")
-    max_wait_s: float = Field(60, gt=0, description="Longest single backoff.")
+    max_attempts: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="Attempts for server errors, timeouts and refused connections. The default, with waits "
+        "doubling from 0.25 s to max_wait_s, keeps trying for at least a minute: it rides out a short outage.",
+    )
+    max_wait_s: float = Field(60, gt=0, description="Longest single wait, the server's Retry-After included.")
     rate_limit_deadline_s: float = Field(
         1800, gt=0, description="How long to keep retrying 429s for one call before it fails."
     )

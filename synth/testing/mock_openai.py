@@ -183,6 +183,13 @@ def make_app(state: MockState) -> web.Application:
     async def timeline(request: web.Request) -> web.Response:
         return web.json_response(state.timeline)
 
+    async def down(request: web.Request) -> web.Response:
+        """Every request answered with `status` for `seconds` from now; says when that ends (server clock)."""
+        asked = await request.json()
+        state.config.down_status = int(asked.get("status", 503))
+        state.down_until = time.monotonic() + float(asked["seconds"])
+        return web.json_response({"down_until": state.down_until})
+
     async def configure(request: web.Request) -> web.Response:
         for name, value in (await request.json()).items():
             setattr(state.config, name, value)
@@ -194,6 +201,7 @@ def make_app(state: MockState) -> web.Application:
     app.router.add_post("/chat/completions", completions)
     app.router.add_get("/_stats", stats)
     app.router.add_get("/_timeline", timeline)
+    app.router.add_post("/_down", down)
     app.router.add_post("/_config", configure)
     return app
 
@@ -370,9 +378,16 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds per reply.")
     parser.add_argument("--max-in-flight", type=int, default=None, help="Beyond this, answer 429.")
     parser.add_argument("--error-rate", type=float, default=0.0, help="Share of requests answered with HTTP 500.")
+    parser.add_argument(
+        "--retry-after", default="0.2", help="Retry-After of the 429s beyond --max-in-flight, or 'none' for no header."
+    )
     args = parser.parse_args()
     config = MockConfig(
-        latency_s=args.latency, max_in_flight=args.max_in_flight, error_rate=args.error_rate, record_calls=False
+        latency_s=args.latency,
+        max_in_flight=args.max_in_flight,
+        error_rate=args.error_rate,
+        retry_after_s=None if args.retry_after == "none" else float(args.retry_after),
+        record_calls=False,
     )
     state = MockState(config=config)
     print(f"mock OpenAI server on http://127.0.0.1:{args.port}/v1", flush=True)
