@@ -30,6 +30,7 @@ from synth.llm.transport import (
     RawCompletion,
     Transport,
     choose_direct,
+    require_credentials,
     resolve_api_base,
     resolve_api_key,
 )
@@ -80,6 +81,14 @@ def _cache_value(c: Completion) -> dict[str, Any]:
         "cost_usd": c.cost_usd,
         "model": c.model,
     }
+
+
+def check_credentials(config: ModelConfig) -> None:
+    """What making a client checks, without making one: the key `api_key_env` names is set, and for litellm the
+    provider's key variables. Raises the fatal ModelError a local run stops on, so a submitter can too."""
+    key = resolve_api_key(config.model, config.api_key_env)
+    if not choose_direct(config.model, config.api_base, config.transport):
+        require_credentials(config.model, resolve_api_base(config.model, config.api_base), key)
 
 
 class LLMClient:

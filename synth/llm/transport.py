@@ -195,7 +195,7 @@ class LiteLLMTransport:
     """Every provider litellm knows. Its own retries are off: ours adapt concurrency and honour Retry-After."""
 
     def __init__(self, model: str, api_base: str | None, api_key: str | None) -> None:
-        _require_credentials(model, api_base, api_key)
+        require_credentials(model, api_base, api_key)
         self._model = model
         self._extra: dict[str, Any] = {"num_retries": 0, "drop_params": True}
         if api_base:
@@ -237,7 +237,7 @@ class LiteLLMTransport:
         return None
 
 
-def _require_credentials(model: str, api_base: str | None, api_key: str | None) -> None:
+def require_credentials(model: str, api_base: str | None, api_key: str | None) -> None:
     """Stops a run before its first call when the provider's key is missing (litellm would report a 500)."""
     report = import_litellm().validate_environment(model=model, api_base=api_base, api_key=api_key)
     missing = [name for name in report.get("missing_keys", []) if "KEY" in name or "TOKEN" in name]
