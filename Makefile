@@ -45,6 +45,7 @@ bench:
 	$(PY) bench/sandbox.py
 	$(PY) bench/verifiers.py
 	$(PY) bench/finalize.py
+	$(PY) bench/big_input.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def mock_server(latency_s: float, max_in_flight: int | None = None, error_rate: float = 0.0) -> Iterator[str]:
+def mock_server(
+    latency_s: float, max_in_flight: int | None = None, error_rate: float = 0.0, retry_after: str = "0.2"
+) -> Iterator[str]:
     """The mock OpenAI server in its own process (its own core), so it does not steal the client's CPU."""
     port = free_port()
     cmd = [sys.executable, "-m", "synth.testing.mock_openai", "--port", str(port), "--latency", str(latency_s)]
+    cmd += ["--retry-after", retry_after]
     if max_in_flight:
         cmd += ["--max-in-flight", str(max_in_flight)]
     if error_rate:
@@ -115,6 +119,22 @@ def measure_run(spec: dict[str, Any], workdir: Path) -> RunMeasure:
     totals = json.loads((out / "manifest.json").read_text())["totals"]
     items = sum(spec["topics"]["bench"].values())
     return RunMeasure(items, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, totals)
+
+
+def mock_get(api_base: str, path: str) -> Any:
+    """JSON from one of the mock's own endpoints (/_stats, /_timeline)."""
+    with urllib.request.urlopen(api_base.removesuffix("/v1") + path, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def mock_post(api_base: str, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        api_base.removesuffix("/v1") + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def env_for_bench() -> None:

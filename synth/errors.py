@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from synth.secrets import scrub
+
 
 class SynthError(Exception):
     """Base of every synth error."""
@@ -44,13 +46,17 @@ class RunError(SynthError):
 
 
 class ModelError(RunError):
-    """The model provider failed. `is_fatal` errors (bad key, unknown model) stop the whole run."""
+    """The model provider failed. `is_fatal` errors (bad key, unknown model) stop the whole run.
+
+    Message and body are scrubbed here, before anything is cut short: whatever the provider echoed, no spelling
+    of a key reaches a record, a log line or Redis through an error (`synth.secrets`).
+    """
 
     def __init__(self, message: str, *, status: int | None = None, body: str = "", is_fatal: bool = False) -> None:
         self.status = status
-        self.body = body[:2000]
+        self.body = scrub(body)[:2000]
         self.is_fatal = is_fatal
-        super().__init__(message)
+        super().__init__(scrub(message))
 
 
 class RetryableModelError(ModelError):

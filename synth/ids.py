@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 ID_HEX_CHARS = 32  # 128 bits: collision-free at any dataset size we will see
+HASH_SLICE_CHARS = 1 << 20
 
 
 def canonical_json(value: Any) -> str:
@@ -19,7 +20,11 @@ def stable_hash(*parts: Any) -> str:
 
 
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of the UTF-8 text, hashed slice by slice: a 200 MB document needs no second 200 MB copy."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), HASH_SLICE_CHARS):
+        digest.update(text[start : start + HASH_SLICE_CHARS].encode())
+    return digest.hexdigest()
 
 
 def derive_seed(*parts: Any) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from synth import __version__
-from synth.errors import ModelError, ParseError, VerifierError
+from synth.errors import ModelError, ParseError, TemplateError, VerifierError
 from synth.llm import LLMClient, OutputMode, token_counter
 from synth.planning.expand import BatchRef, WorkItem
 from synth.planning.job import PreparedJob
@@ -182,19 +182,25 @@ async def generate_item(item: WorkItem, batch_id: str, ctx: JobContext) -> ItemO
     except ModelError as exc:
         if exc.is_fatal:
             raise
-        return FailedItem(
-            item_id=item.item_id,
-            batch_id=batch_id,
-            category=list(item.category),
-            template=item.template,
-            error_type=type(exc).__name__,
-            error=str(exc),
-            status_code=exc.status,
-        )
+        return _failed(item, batch_id, exc, exc.status)
+    except TemplateError as exc:  # prepare renders every item first; a later call's prompt can still fail
+        return _failed(item, batch_id, exc)
     finally:
         ctx.on_item(item)
     lineage = _lineage(item, batch_id, generation, ctx)
     return _records(item, generation, lineage, ctx)
+
+
+def _failed(item: WorkItem, batch_id: str, exc: Exception, status: int | None = None) -> FailedItem:
+    return FailedItem(
+        item_id=item.item_id,
+        batch_id=batch_id,
+        category=list(item.category),
+        template=item.template,
+        error_type=type(exc).__name__,
+        error=str(exc),
+        status_code=status,
+    )
 
 
 def _records(item: WorkItem, generation: Generation, lineage: Lineage, ctx: JobContext) -> list[Record]:

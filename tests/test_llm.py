@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from synth.errors import ModelError, RetryableModelError, SpecError
 from synth.llm import LLMClient, Pricing
 from synth.llm.limiter import AdaptiveLimiter
-from synth.llm.transport import scrub, status_error
+from synth.llm.transport import status_error
+from synth.secrets import register, scrub
 from synth.spec.file import validate_spec
 from synth.spec.model import JobSpec
 from synth.state.local import LocalState
@@ -79,13 +80,17 @@ async def test_request_carries_messages_and_seed(client, mock_llm):
     ]
 
 
-async def test_429_is_retried_and_waits_at_least_retry_after(client, mock_llm):
+async def test_429_is_retried_and_waits_at_least_retry_after(mock_llm):
     mock_llm.script(Behaviour(status=429, retry_after=0.5))
+    client = LLMClient(make_spec(mock_llm.url, retry=fast_retry(max_wait_s=1)).generation)
     started = time.monotonic()
-    completion = await client.complete(MESSAGES, seed=1)
+    try:
+        completion = await client.complete(MESSAGES, seed=1)
+    finally:
+        await client.aclose()
     elapsed = time.monotonic() - started
     assert completion.text
-    assert elapsed >= 0.5  # Retry-After wins over max_wait_s (0.05 here)
+    assert elapsed >= 0.5  # Retry-After wins over the backoff (at most 0.05 s here), up to max_wait_s
     assert [call.status for call in mock_llm.state.calls] == [429, 200]
     assert client.stats.rate_limited == 1
 
@@ -284,10 +289,16 @@ async def test_litellm_success_returns_text_finish_reason_and_usage(litellm_clie
 
 
 @litellm_schema_warning
-async def test_litellm_429_waits_at_least_retry_after(litellm_client, mock_llm):
+async def test_litellm_429_waits_at_least_retry_after(mock_llm, monkeypatch):
+    monkeypatch.setenv("SYNTH_TEST_KEY", SECRET)
     mock_llm.script(Behaviour(status=429, retry_after=0.5))
+    retry = fast_retry(max_wait_s=1)
+    llm = LLMClient(make_spec(mock_llm.url, transport="litellm", api_key_env="SYNTH_TEST_KEY", retry=retry).generation)
     started = time.monotonic()
-    await litellm_client.complete(MESSAGES, seed=1)
+    try:
+        await llm.complete(MESSAGES, seed=1)
+    finally:
+        await llm.aclose()
     assert time.monotonic() - started >= 0.5
     assert [call.status for call in mock_llm.state.calls] == [429, 200]
 
@@ -545,15 +556,17 @@ def test_empty_api_key_env_is_a_fatal_error_naming_the_variable(mock_llm, monkey
 
 
 def test_scrub_replaces_the_secret():
-    assert scrub(f"bad key {SECRET} here {SECRET}", SECRET) == "bad key *** here ***"
+    register(SECRET)
+    assert scrub(f"bad key {SECRET} here {SECRET}") == "bad key *** here ***"
 
 
 def test_scrub_leaves_text_alone_without_a_secret():
-    assert scrub("nothing secret", None) == "nothing secret"
+    assert scrub("nothing secret") == "nothing secret"
 
 
 def test_status_error_scrubs_message_and_body():
-    error = status_error(400, f'{{"error": "key {SECRET} invalid"}}', None, SECRET)
+    register(SECRET)
+    error = status_error(400, f'{{"error": "key {SECRET} invalid"}}', None)
     assert SECRET not in str(error)
     assert SECRET not in error.body
     assert "key *** invalid" in error.body

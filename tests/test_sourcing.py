@@ -62,6 +62,7 @@ def test_inputs_shorthand_is_a_path():
         "field": "text",
         "format": "auto",
         "limit": None,
+        "follow_symlinks": False,
     }
 
 

@@ -392,7 +392,7 @@ MALFORMED = [
         "template_needs_undefined_variable",
         yaml_file(edited("instructions/basic.j2", "needs_var.j2"), **{"needs_var.j2": "{{ topic }} for {{ level }}"}),
         TemplateError,
-        ("template needs_var.j2: 'level' is undefined", "vars:", "(topic science)"),
+        ("template needs_var.j2: 'level' is undefined", "vars:", "topic science item 0"),
     ),
     Malformed(
         "template_syntax_error",

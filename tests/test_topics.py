@@ -481,7 +481,13 @@ def test_grown_leaves_inherit_the_spec_inputs_capped_by_the_quota(tmp_path, mock
     prepared = prepare(load_spec(paraphrase_expand_spec(tmp_path, mock_llm.url)))
     assert len(prepared.leaves) == 9
     assert {leaf.quota for leaf in prepared.leaves} == {2}
-    assert prepared.leaves[0].inputs == {"path": "seeds.jsonl", "field": "text", "format": "auto", "limit": None}
+    assert prepared.leaves[0].inputs == {
+        "path": "seeds.jsonl",
+        "field": "text",
+        "format": "auto",
+        "limit": None,
+        "follow_symlinks": False,
+    }
     assert len(mock_llm.state.calls) == 4
 
 

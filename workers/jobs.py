@@ -21,7 +21,7 @@ from synth.distributed import keys
 from synth.distributed.connect import connect_async
 from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.prepared import PREPARED, ReadyJob
-from synth.distributed.queue import batch_from_json, enqueue_verify, is_cancelled
+from synth.distributed.queue import batch_from_json, enqueue_verify, is_cancelled, is_stopped, stop
 from synth.distributed.reverify import run_reverify_job
 from synth.distributed.stage import worker_verification
 from synth.errors import ModelError
@@ -44,12 +44,14 @@ def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
     job, ref = ready.job, batch_from_json(batch)
     if is_cancelled(conn, job_id):
         return {"skipped": "cancelled"}
+    if is_stopped(conn, job_id):  # a fatal model error: neither this batch nor a retry calls the model again
+        return {"skipped": "stopped"}
     if RunStore(job.out).done_marker(ref, job.spec.verifier_fingerprint) is not None:
         return {"skipped": "done"}
     try:
         generated = asyncio.run(_generate(ready, ref))
     except ModelError as exc:  # fatal: bad key, unknown model. Stop the job as a local run stops.
-        conn.set(keys.job_error(job_id), str(exc))
+        stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
         raise
     enqueue_verify(conn, job_id, batch, generated.to_json())

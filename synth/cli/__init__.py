@@ -35,6 +35,7 @@ from synth.distributed.queue import JOB_FILE
 from synth.planning.job import PreparedJob
 from synth.planning.prepare import prepare
 from synth.planning.report import plan_report
+from synth.secrets import install_log_scrubber
 from synth.spec.file import load_spec
 from synth.spec.schema import json_schema
 from synth.store.run_store import RunStore
@@ -49,6 +50,7 @@ def main(verbose: int) -> None:
     """synth: generate, verify and store fine-tuning data with full lineage."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_log_scrubber()  # every line this process (or a worker's work horse) logs, libraries' included
 
 
 def _prepare(spec: Path, overrides: tuple[str, ...]) -> PreparedJob:

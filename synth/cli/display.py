@@ -135,4 +135,17 @@ def plan_tables(report: Any) -> list[Any]:
     estimate.add_row("cost", cost)
     schema = f" ({report.response_schema})" if report.response_schema else ""
     estimate.add_row("JSON mode", report.json_mode + schema)
-    return [counts, templates, estimate]
+    return [counts, templates, estimate, *_key_tables(report)]
+
+
+def _key_tables(report: Any) -> list[Any]:
+    """Says so when a key leaves for an endpoint that is not its provider's own (a shared spec may name any)."""
+    if not report.key_destinations:
+        return []
+    keys = Table(title="API key sent to a non-default endpoint", title_justify="left", title_style="yellow")
+    keys.add_column("model")
+    keys.add_column("key from")
+    keys.add_column("sent to")
+    for found in report.key_destinations:
+        keys.add_row(found["model"], f"${found['variable']}", found["url"])
+    return [keys]

@@ -140,7 +140,7 @@ def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
 def submit(conn: redis.Redis, prepared: PreparedJob, out: Path) -> tuple[QueuedJob, int]:
     """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does)."""
     job = register(conn, prepared, out)
-    conn.delete(keys.job_cancelled(job.job_id))
+    conn.delete(keys.job_cancelled(job.job_id), keys.job_error(job.job_id))  # a resubmit starts afresh
     return job, reconcile(conn, job, prepared, retry_failed=True).enqueued
 
 
@@ -234,7 +234,7 @@ def reconcile(
         keep = LIVE if retry_failed else LIVE | {JobStatus.FAILED}
         lost = [b for b in pending if not states.get(b.batch_id, set()) & keep]
         result.alive += len(pending) - len(lost)
-        if lost and not is_cancelled(conn, job.job_id):
+        if lost and not is_cancelled(conn, job.job_id) and not is_stopped(conn, job.job_id):
             _enqueue_generate(conn, job, lost)
             result.enqueued += len(lost)
     if result.done == job.total_batches and reconcile_finalize(conn, job.job_id, job.out, job.spec):
@@ -284,7 +284,19 @@ def cancel(conn: redis.Redis, job: QueuedJob) -> int:
     Batches already generated are still verified and written: their model calls are paid for.
     """
     conn.set(keys.job_cancelled(job.job_id), 1)
-    prefix = keys.rq_job_id("generate", job.job_id, "")
+    return _cancel_queued(conn, job.job_id)
+
+
+def stop(conn: redis.Redis, job_id: str, error: str) -> int:
+    """Stops a job on a fatal model error (bad key, unknown model), as a local run stops: the error is recorded
+    for `status`, queued batches leave the queue, and running ones and retries see it and skip, so the model
+    is not called again for every batch and every retry. A resubmit clears it."""
+    conn.set(keys.job_error(job_id), error)
+    return _cancel_queued(conn, job_id)
+
+
+def _cancel_queued(conn: redis.Redis, job_id: str) -> int:
+    prefix = keys.rq_job_id("generate", job_id, "")
     ours = [rq_id for rq_id in generate_queue(conn).get_job_ids() if rq_id.startswith(prefix)]
     jobs = [j for j in Job.fetch_many(ours, connection=conn, serializer=JSONSerializer) if j is not None]
     for rq_job in jobs:
@@ -294,3 +306,8 @@ def cancel(conn: redis.Redis, job: QueuedJob) -> int:
 
 def is_cancelled(conn: redis.Redis, job_id: str) -> bool:
     return bool(conn.exists(keys.job_cancelled(job_id)))
+
+
+def is_stopped(conn: redis.Redis, job_id: str) -> bool:
+    """Whether a fatal model error stopped the job (until a resubmit)."""
+    return bool(conn.exists(keys.job_error(job_id)))

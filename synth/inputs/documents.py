@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from synth.errors import UserError
 from synth.ids import sha256_text
+from synth.inputs.files import checked_file, root_of
 from synth.inputs.html import html_to_text
 from synth.spec.model import InputRef
 
@@ -53,15 +54,20 @@ class Document:
 
 def read_documents(ref: InputRef, base_dir: Path) -> Iterator[Document]:
     """The documents of an `inputs:` entry, lazily, in path order; relative paths start at `base_dir`."""
-    return iter_documents(ref.path, base_dir, ref.format, ref.field, ref.limit)
+    return iter_documents(ref.path, base_dir, ref.format, ref.field, ref.limit, ref.follow_symlinks)
 
 
 def iter_documents(
-    patterns: str | Sequence[str], base_dir: Path, fmt: str = "auto", field: str = "text", limit: int | None = None
+    patterns: str | Sequence[str],
+    base_dir: Path,
+    fmt: str = "auto",
+    field: str = "text",
+    limit: int | None = None,
+    follow_symlinks: bool = False,
 ) -> Iterator[Document]:
     """Every non-empty document under `patterns`, at most `limit` of them. Raises UserError if none has text."""
     found = 0
-    for path in resolve_paths(patterns, base_dir, fmt):
+    for path in resolve_paths(patterns, base_dir, fmt, follow_symlinks):
         for document in _read_file(path, _display(path, base_dir), _format_of(path, fmt), field):
             if not document.text.strip():
                 logger.warning("skipping empty document: doc=%s", document.doc_id)
@@ -74,11 +80,16 @@ def iter_documents(
         raise UserError(f"inputs {_describe(patterns)}: no document has any text")
 
 
-def resolve_paths(patterns: str | Sequence[str], base_dir: Path, fmt: str = "auto") -> list[Path]:
-    """The files named by a path, a folder (recursively, supported extensions, no hidden files) or a glob."""
+def resolve_paths(
+    patterns: str | Sequence[str], base_dir: Path, fmt: str = "auto", follow_symlinks: bool = False
+) -> list[Path]:
+    """The files named by a path, a folder (recursively, supported extensions, no hidden files) or a glob:
+    regular files inside the folder each pattern names (see `synth.inputs.files`)."""
     paths: dict[Path, None] = {}
     for pattern in [patterns] if isinstance(patterns, str) else patterns:
-        paths.update(dict.fromkeys(_expand(pattern, base_dir, fmt)))
+        root = root_of(pattern, base_dir)
+        found = _expand(pattern, base_dir, fmt)
+        paths.update(dict.fromkeys(checked_file(path, root, follow_symlinks) for path in found))
     return list(paths)
 
 

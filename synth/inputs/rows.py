@@ -14,16 +14,19 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from synth.errors import UserError
 from synth.ids import stable_hash
 from synth.inputs.documents import read_documents
+from synth.inputs.files import check_inside, checked_file, root_of
+from synth.render_guard import MAX_RENDER_CHARS
 from synth.spec.model import InputRef
 from synth.store.run_store import RunStore
 
 FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt", ".text": "txt"}
 MISSING = object()
+MAX_LINE_CHARS = MAX_RENDER_CHARS  # a row is one prompt's input: a longer line could never be sent
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ def row_unit(row: InputRow, unit_id: str | None = None, **extra_vars: Any) -> Un
 def read_rows(ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
     """Every distinct row of the files `ref` names, in order, up to its `limit`. Raises UserError naming file:line."""
     seen: set[int] = set()
+    root = root_of(ref.path, base_dir)
     for path in input_paths(ref, base_dir):
-        for row in _read_file(path, ref, base_dir):
+        for row in _read_file(path, ref, base_dir, root):
             key = int(row.input_id[:16], 16)
             if key in seen:
                 continue  # the same row twice would be the same item twice
@@ -110,15 +114,15 @@ def shown_path(path: Path, base_dir: Path) -> str:
         return str(path)
 
 
-def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
+def _read_file(path: Path, ref: InputRef, base_dir: Path, root: Path) -> Iterator[InputRow]:
     kind = format_of(path, ref)
     if kind == "run":
-        yield from _read_run(path, ref.field, base_dir)
+        check_inside(path, root, ref.follow_symlinks)
+        yield from _read_run(path, ref.field, base_dir, ref.follow_symlinks)
         return
     if path.is_dir():
         raise UserError(f"{path}: a directory; format {kind} reads files (name them, e.g. {path}/*.{kind})")
-    if not path.is_file():  # a device would never end (/dev/zero), a FIFO would wait forever
-        raise UserError(f"{path}: not a regular file (a device, FIFO or socket); name a file")
+    checked_file(path, root, ref.follow_symlinks)  # a device would never end (/dev/zero), a FIFO never start
     if kind not in FILE_READERS:
         raise UserError(f"{path}: unknown input format {kind!r}; use one of auto, jsonl, csv, txt, run")
     try:
@@ -129,9 +133,22 @@ def _read_file(path: Path, ref: InputRef, base_dir: Path) -> Iterator[InputRow]:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def lines_of(handle: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines, read at most MAX_LINE_CHARS at a time: a 200 MB line is refused after 4 MB, not held whole."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+            raise UserError(
+                f"{path}:{number}: a line of over {MAX_LINE_CHARS:,} characters; a row is one prompt's input: split "
+                "it, or give long text to a task that reads documents (doc_qa)"
+            )
+        yield number, line
+
+
 def _read_jsonl(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in lines_of(handle, path):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -150,7 +167,7 @@ def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     """Strict CSV: a quote left open (which would swallow every following row into one field) is an error naming
     the line where the row that holds it starts."""
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, strict=True)
+        reader = csv.DictReader((line for _, line in lines_of(handle, path)), strict=True)
         try:
             columns = reader.fieldnames or []
         except csv.Error as exc:
@@ -173,21 +190,23 @@ def _read_csv(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
 def _read_txt(path: Path, field_name: str, shown: str) -> Iterator[InputRow]:
     """One row per non-blank line."""
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in lines_of(handle, path):
             if line.strip():
                 text = line.rstrip("\r\n")
                 yield make_row({field_name: text}, field_name, {"path": shown, "line": number}, f"{path}:{number}")
 
 
-def _read_run(root: Path, field_name: str, base_dir: Path) -> Iterator[InputRow]:
-    """The accepted records of an earlier run, batch by batch; `field_name` is a dotted path such as sample.output."""
+def _read_run(root: Path, field_name: str, base_dir: Path, follow_symlinks: bool) -> Iterator[InputRow]:
+    """The accepted records of an earlier run, batch by batch; `field_name` is a dotted path such as sample.output.
+
+    A run directory may come from elsewhere too: each shard its markers name must lie inside it."""
     if not (root / "run.json").exists():
         raise UserError(f"{root}: not a synth run directory (no run.json); format run reads a run's records")
     for marker in RunStore(root).markers():
         shard = marker.shards.get("accepted")
         if not shard:
             continue
-        path = root / shard.path
+        path = checked_file(root / shard.path, root, follow_symlinks)
         shown, run = shown_path(path, base_dir), shown_path(root, base_dir)
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):

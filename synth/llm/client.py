@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -13,11 +15,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from synth import secrets
 from synth.errors import RetryableModelError
 from synth.ids import stable_hash
 from synth.llm import window
 from synth.llm.config import ModelConfig
-from synth.llm.limiter import AdaptiveLimiter
+from synth.llm.limiter import MAX_PAUSE_S, AdaptiveLimiter
 from synth.llm.output import OutputMode, output_mode, response_format
 from synth.llm.pricing import Pricing
 from synth.llm.shared_limits import SharedLimits
@@ -27,6 +30,7 @@ from synth.llm.transport import (
     RawCompletion,
     Transport,
     choose_direct,
+    require_credentials,
     resolve_api_base,
     resolve_api_key,
 )
@@ -79,6 +83,14 @@ def _cache_value(c: Completion) -> dict[str, Any]:
     }
 
 
+def check_credentials(config: ModelConfig) -> None:
+    """What making a client checks, without making one: the key `api_key_env` names is set, and for litellm the
+    provider's key variables. Raises the fatal ModelError a local run stops on, so a submitter can too."""
+    key = resolve_api_key(config.model, config.api_key_env)
+    if not choose_direct(config.model, config.api_base, config.transport):
+        require_credentials(config.model, resolve_api_base(config.model, config.api_base), key)
+
+
 class LLMClient:
     """Sends chat requests for one model config. Create inside the event loop that uses it; `aclose()` after."""
 
@@ -96,7 +108,7 @@ class LLMClient:
         api_base = resolve_api_base(config.model, config.api_base)
         self.is_direct = choose_direct(config.model, config.api_base, config.transport)
         self.transport = transport or self._make_transport(api_base)
-        self.limiter = AdaptiveLimiter(config.concurrency)
+        self.limiter = AdaptiveLimiter(config.concurrency, max_pause_s=min(MAX_PAUSE_S, config.retry.max_wait_s))
         self.shared = shared
         local_rates = shared is None
         self.rpm = _window(config.rate_limit.rpm) if local_rates else None
@@ -171,17 +183,18 @@ class LLMClient:
 
     async def _send_with_retries(self, body: dict[str, Any]) -> RawCompletion:
         """The first attempt runs bare: tenacity's per-attempt machinery costs ~30 µs, paid only on a retry."""
+        started = time.monotonic()
         try:
             return await self._send_once(body)
         except RetryableModelError as exc:
-            if self.config.retry.max_attempts <= 1 and not exc.is_rate_limit:
+            if self.config.retry.max_attempts <= 1 and not self._rides_deadline(exc):
                 raise
             first_failure = exc
-        await asyncio.sleep(self._delay(1, first_failure))
+        await asyncio.sleep(self._delay(1, first_failure, started))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetryableModelError),
-            wait=lambda state: self._delay(state.attempt_number + 1, _error(state)),
-            stop=self._should_stop,
+            wait=lambda state: self._delay(state.attempt_number + 1, _error(state), started),
+            stop=lambda state: self._should_stop(state, started),
             before_sleep=self._note_retry,
             reraise=True,
         )
@@ -192,7 +205,7 @@ class LLMClient:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _send_once(self, body: dict[str, Any]) -> RawCompletion:
-        async with self.limiter.slot(), self._shared_slot(body):
+        async with self.limiter.slot() as started, self._shared_slot(body):
             # rpm/tpm last, once a slot is held: the call goes out the moment the window admits it.
             if self.rpm is not None:
                 await self.rpm.acquire()
@@ -201,20 +214,21 @@ class LLMClient:
             try:
                 raw = await self.transport.send(body, self.params.timeout_s)
             except RetryableModelError as exc:
-                self._note_failure(exc)
+                self._note_failure(exc, started)
                 raise
         self.limiter.on_success()
-        return raw
+        return _scrubbed(raw)
 
     def _shared_slot(self, body: dict[str, Any]) -> AbstractAsyncContextManager[None]:
         return self.shared.slot(self._token_estimate(body)) if self.shared is not None else nullcontext()
 
-    def _note_failure(self, exc: RetryableModelError) -> None:
+    def _note_failure(self, exc: RetryableModelError, started: float) -> None:
+        """Counts a failure; a 429 tells the limiter while the call still holds its slot."""
         label = str(exc.status or "network")
         self.stats.by_status[label] = self.stats.by_status.get(label, 0) + 1
         if exc.is_rate_limit:
             self.stats.rate_limited += 1
-            self.limiter.on_overload()
+            self.limiter.on_overload(started)
         else:
             self.stats.server_errors += 1
 
@@ -222,18 +236,31 @@ class LLMClient:
         chars = sum(len(m.get("content", "")) for m in body["messages"])
         return chars // 4 + int(body["max_tokens"])
 
-    def _delay(self, attempt: int, error: BaseException | None) -> float:
-        """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
-        ceiling = min(self.config.retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
-        delay = random.uniform(0.05, ceiling)
+    def _delay(self, attempt: int, error: BaseException | None, started: float) -> float:
+        """Exponential backoff with equal jitter (between half the ceiling and the ceiling, so a run of failures
+        always waits long enough to outlast a short outage), stretched to the server's Retry-After; never longer
+        than max_wait_s, and a rate-limited call never sleeps past its deadline."""
+        retry = self.config.retry
+        ceiling = min(retry.max_wait_s, 0.25 * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
         retry_after = getattr(error, "retry_after_s", None)
-        return max(delay, retry_after) if retry_after else delay
+        delay = max(delay, retry_after or 0.0)
+        if self._rides_deadline(error):
+            delay = min(delay, max(0.0, retry.rate_limit_deadline_s - (time.monotonic() - started)))
+        return min(delay, retry.max_wait_s)
 
-    def _should_stop(self, state: RetryCallState) -> bool:
+    def _rides_deadline(self, error: BaseException | None) -> bool:
+        """A 429 is retried until the rate-limit deadline, unless its Retry-After lies beyond that deadline
+        (86400, 1e308, inf): then it is an ordinary retryable failure, retried max_attempts times, so a server
+        that says "come back tomorrow" fails the item (a rerun retries it) instead of stalling the run."""
+        if not isinstance(error, RetryableModelError) or not error.is_rate_limit:
+            return False
+        return error.retry_after_s is None or error.retry_after_s <= self.config.retry.rate_limit_deadline_s
+
+    def _should_stop(self, state: RetryCallState, started: float) -> bool:
         """429s retry until the rate-limit deadline; other failures for max_attempts (the bare first included)."""
-        error = _error(state)
-        if isinstance(error, RetryableModelError) and error.is_rate_limit:
-            return (state.seconds_since_start or 0.0) >= self.config.retry.rate_limit_deadline_s
+        if self._rides_deadline(_error(state)):
+            return time.monotonic() - started >= self.config.retry.rate_limit_deadline_s
         return state.attempt_number + 1 >= self.config.retry.max_attempts
 
     def _note_retry(self, state: RetryCallState) -> None:
@@ -251,6 +278,12 @@ class LLMClient:
 def _window(max_rate: int | None) -> window.RollingWindow | None:
     """rpm and tpm hold in every rolling minute, the first included (a leaky bucket lets a burst through)."""
     return window.RollingWindow(max_rate, window.RATE_PERIOD_S) if max_rate else None
+
+
+def _scrubbed(raw: RawCompletion) -> RawCompletion:
+    """A reply can echo the key too: scrubbed before it is parsed, cached, stored or logged."""
+    text, model = secrets.scrub(raw.text), secrets.scrub(raw.model)
+    return raw if text is raw.text and model is raw.model else dataclasses.replace(raw, text=text, model=model)
 
 
 def _error(state: RetryCallState) -> BaseException | None:

@@ -9,6 +9,19 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synth.secrets import is_key_variable
+
+
+def check_key_variable(name: str | None) -> str | None:
+    """`api_key_env` must name a key variable: a shared spec must not send HOME, PATH or a database URL to the
+    server it names."""
+    if name is not None and not is_key_variable(name):
+        raise ValueError(
+            f"{name} does not look like a variable that holds an API key: its name must end in KEY, TOKEN or "
+            "SECRET (e.g. OPENAI_API_KEY)"
+        )
+    return name
+
 
 class StrictModel(BaseModel):
     # No .inf or .nan anywhere: an infinite timeout or backoff is never meant, and would hang a run.
@@ -47,8 +60,14 @@ class RateLimit(StrictModel):
 class RetryPolicy(StrictModel):
     """How hard to try before an item ends as failed."""
 
-    max_attempts: int = Field(6, ge=1, le=50, description="Attempts for server errors and timeouts.")
-    max_wait_s: float = Field(60, gt=0, description="Longest single backoff.")
+    max_attempts: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="Attempts for server errors, timeouts and refused connections. The default, with waits "
+        "doubling from 0.25 s to max_wait_s, keeps trying for at least a minute: it rides out a short outage.",
+    )
+    max_wait_s: float = Field(60, gt=0, description="Longest single wait, the server's Retry-After included.")
     rate_limit_deadline_s: float = Field(
         1800, gt=0, description="How long to keep retrying 429s for one call before it fails."
     )
@@ -61,7 +80,9 @@ class ModelConfig(StrictModel):
     model: str = Field(min_length=1, description="Any litellm model string, e.g. openai/gpt-4o-mini.")
     params: ModelParams = Field(default_factory=ModelParams)
     api_base: str | None = Field(None, description="OpenAI-compatible base URL; else OPENAI_API_BASE/BASE_URL.")
-    api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key; its name ends in KEY, TOKEN or SECRET."
+    )
     transport: Literal["auto", "litellm", "direct"] = "auto"
     concurrency: int = Field(16, ge=1, le=4096, description="Most calls in flight; adapts down on 429s.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -77,6 +98,8 @@ class ModelConfig(StrictModel):
         if problem:
             raise ValueError(problem)
         return api_base
+
+    _key_variable = field_validator("api_key_env")(check_key_variable)
 
     @classmethod
     def of(cls, value: ModelConfig | str | dict[str, Any]) -> ModelConfig:

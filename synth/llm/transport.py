@@ -10,16 +10,21 @@ provider, and OpenAI's own API with its per-model quirks, goes through litellm.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
 
+from synth import secrets
 from synth.errors import CredentialsError, ModelError, RetryableModelError
 
 DIRECT_PROVIDERS = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
+PROVIDER_API_BASE = {"openai": "https://api.openai.com/v1"}
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -56,14 +61,44 @@ def resolve_api_base(model: str, api_base: str | None) -> str | None:
 
 
 def resolve_api_key(model: str, api_key_env: str | None) -> str | None:
-    """The key, read from the named env var at call time. It is never stored, logged or put in a record."""
+    """The key, read from the named env var at call time. It is never stored, logged or put in a record: it
+    is registered with the scrubber (with every key-like variable litellm might read for itself) first."""
+    secrets.register_environment()
     if api_key_env:
         key = os.environ.get(api_key_env)
         if not key:
             raise CredentialsError(f"api_key_env names {api_key_env}, but that environment variable is empty")
+        secrets.register(key)
         return key
     provider, _ = split_model(model)
-    return os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
+    key = os.environ.get(DEFAULT_KEY_ENV.get(provider, ""), None)
+    secrets.register(key)
+    return key
+
+
+@dataclass(frozen=True)
+class KeyDestination:
+    """An API key leaving for an endpoint that is not its provider's own: what `synth plan` warns about."""
+
+    model: str
+    variable: str
+    url: str
+
+
+def key_destination(model: str, api_base: str | None, api_key_env: str | None) -> KeyDestination | None:
+    """Where a call sends the key when that is not the provider's default endpoint; None when no key goes there.
+
+    A named `api_key_env` is always sent; else the provider's usual variable (which litellm reads by itself) is,
+    if it is set.
+    """
+    provider, _ = split_model(model)
+    url = resolve_api_base(model, api_base)
+    if url is None or url.rstrip("/") == PROVIDER_API_BASE.get(provider, "").rstrip("/"):
+        return None
+    variable = api_key_env or DEFAULT_KEY_ENV.get(provider) or f"{provider.upper()}_API_KEY"
+    if api_key_env is None and not os.environ.get(variable):
+        return None
+    return KeyDestination(model, variable, url)
 
 
 def choose_direct(model: str, api_base: str | None, transport: str) -> bool:
@@ -73,9 +108,9 @@ def choose_direct(model: str, api_base: str | None, transport: str) -> bool:
     return provider in DIRECT_PROVIDERS and resolve_api_base(model, api_base) is not None
 
 
-def status_error(status: int, body: str, retry_after: str | None, secret: str | None) -> ModelError:
+def status_error(status: int, body: str, retry_after: str | None) -> ModelError:
     """Maps an HTTP failure to the error class that decides retry, fail-the-item, or stop-the-run."""
-    body = scrub(body, secret)
+    body = secrets.scrub(body)  # before it is cut short: a key cut in half would not be found any more
     message = f"model endpoint answered HTTP {status}: {body[:300]}"
     if status in RETRYABLE_STATUS:
         return RetryableModelError(message, status=status, body=body, retry_after_s=parse_retry_after(retry_after))
@@ -84,14 +119,20 @@ def status_error(status: int, body: str, retry_after: str | None, secret: str | 
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Seconds to wait from a Retry-After header (a number of seconds or an HTTP date); None if it is neither.
+
+    The value is the server's word, not a promise to wait: the client honours it only up to its own limits.
+    """
+    if not value:
         return None
-
-
-def scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return None if math.isnan(seconds) else max(0.0, seconds)  # inf stays inf: "never", which no one waits for
 
 
 class DirectTransport:
@@ -122,7 +163,7 @@ class DirectTransport:
             ) as response:
                 text = await response.text()
                 if response.status != 200:
-                    raise status_error(response.status, text, response.headers.get("Retry-After"), self._api_key)
+                    raise status_error(response.status, text, response.headers.get("Retry-After"))
                 return _parse_openai_body(text)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryableModelError(f"model endpoint unreachable or too slow: {type(exc).__name__}: {exc}") from None
@@ -146,14 +187,15 @@ def _parse_openai_body(text: str) -> RawCompletion:
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         # A 200 with a broken body is a server fault (a proxy cut it, the server crashed mid-write): try again.
-        raise RetryableModelError(f"malformed response body from model endpoint: {text[:200]!r}") from None
+        shown = secrets.scrub(text)[:200]
+        raise RetryableModelError(f"malformed response body from model endpoint: {shown!r}") from None
 
 
 class LiteLLMTransport:
     """Every provider litellm knows. Its own retries are off: ours adapt concurrency and honour Retry-After."""
 
     def __init__(self, model: str, api_base: str | None, api_key: str | None) -> None:
-        _require_credentials(model, api_base, api_key)
+        require_credentials(model, api_base, api_key)
         self._model = model
         self._extra: dict[str, Any] = {"num_retries": 0, "drop_params": True}
         if api_base:
@@ -183,9 +225,9 @@ class LiteLLMTransport:
         response = getattr(exc, "response", None)
         # litellm puts the provider's real headers on the exception; `exc.response` is often a stand-in without them
         headers = getattr(exc, "litellm_response_headers", None) or getattr(response, "headers", None) or {}
-        message = scrub(str(exc), self._api_key)
+        message = secrets.scrub(str(exc))
         if isinstance(status, int) and status != 200:
-            return status_error(status, message, headers.get("retry-after"), self._api_key)
+            return status_error(status, message, headers.get("retry-after"))
         name = type(exc).__name__
         if name in {"Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError"}:
             return RetryableModelError(f"{name}: {message[:300]}")
@@ -195,7 +237,7 @@ class LiteLLMTransport:
         return None
 
 
-def _require_credentials(model: str, api_base: str | None, api_key: str | None) -> None:
+def require_credentials(model: str, api_base: str | None, api_key: str | None) -> None:
     """Stops a run before its first call when the provider's key is missing (litellm would report a 500)."""
     report = import_litellm().validate_environment(model=model, api_base=api_base, api_key=api_key)
     missing = [name for name in report.get("missing_keys", []) if "KEY" in name or "TOKEN" in name]

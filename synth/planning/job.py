@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synth.llm.output import OutputMode, output_mode
-from synth.planning.expand import BatchRef, Leaf, leaf_batches, with_items, work_item
+from synth.planning.expand import BatchRef, Leaf, WorkItem, leaf_batches, with_items, work_item
 from synth.planning.sourcing import SourceSummary, sourced_batches, sourced_item
 from synth.prompts import Template
 from synth.spec.model import JobSpec
@@ -49,7 +49,10 @@ class PreparedJob:
 
     def render(self, leaf: Leaf, index: int) -> list[dict[str, str]]:
         """The prompt of item `index` of a topic leaf."""
-        item = work_item(self.spec, self.template_shas, leaf, index)
+        return self.render_item(work_item(self.spec, self.template_shas, leaf, index))
+
+    def render_item(self, item: WorkItem) -> list[dict[str, str]]:
+        """The prompt of a work item, as its first model call sends it."""
         return self.templates[item.template].render(self._vars(item.vars))
 
     def template_uses(self, leaf: Leaf) -> dict[str, int]:

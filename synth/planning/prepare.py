@@ -1,18 +1,19 @@
 """Everything checked before the first LLM call: plugins and their options, templates, inputs, a dry render of
-every (topic, template) pair, then the growing of `topics.expand`; and the dry-run report of `synth plan`."""
+every item's prompt, then the growing of `topics.expand`; and the dry-run report of `synth plan`."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
 from synth.errors import SpecError, TemplateError, UserError
 from synth.ids import stable_hash
+from synth.inputs.rows import Unit
 from synth.llm.checks import model_notes, model_problems
-from synth.planning.expand import Leaf, leaves
+from synth.planning.expand import Leaf, WorkItem, leaves, work_item
 from synth.planning.job import PreparedJob
-from synth.planning.sourcing import SourceSummary, summarize
+from synth.planning.sourcing import SourceSummary, leaf_units, sourced_item, summarize, unit_origin
 from synth.prompts import PromptLibrary
 from synth.spec.file import LoadedSpec, Path_
 from synth.tasks import TASKS, Task, build_task
@@ -24,7 +25,8 @@ from synth.verify.registry import parse_options
 def prepare(loaded: LoadedSpec, library: PromptLibrary | None = None, *, check: bool = True) -> PreparedJob:
     """Validates everything that can be validated without a model; raises a UserError naming the problem.
 
-    Reads every sourced topic's inputs once, end to end: a bad row stops the job here, before any spend.
+    Reads every sourced topic's inputs once, end to end, and renders every item's prompt: a bad row, or a row
+    or topic a template cannot render, stops the job here, before any spend (a render costs ~60 µs).
     A distributed worker passes the job's shipped templates as `library` and `check=False`: it runs what the
     submitter already checked (inputs read, every template rendered), and may not even have the inputs.
 
@@ -71,14 +73,62 @@ def prepare_chain(loaded: LoadedSpec) -> PreparedJob:
     return PreparedJob(loaded.spec, task, {}, verifier_options, [], loaded.base_dir)
 
 
-def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
-    """The job with its sourced leaves counted, once one item of each (topic, template) pair has rendered."""
-    prepared = _count_sources(prepared, loaded)
-    for leaf, template in prepared.used_pairs():
+MAX_SHOWN_RENDER_FAILURES = 5
+
+
+@dataclass
+class RenderCheck:
+    """Renders every item's prompt once, before anything is spent. Failures are grouped by message (one missing
+    variable fails every item of a topic alike), each with the first item it failed on."""
+
+    prepared: PreparedJob
+    checked: int = 0
+    failed: int = 0
+    by_message: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def item(self, item: WorkItem, where: str) -> None:
+        self.checked += 1
         try:
-            prepared.example(leaf, template)
+            self.prepared.render_item(item)
         except TemplateError as exc:
-            raise TemplateError(f"{exc} (topic {leaf.category})") from None
+            self.failed += 1
+            first, count = self.by_message.get(str(exc), (where, 0))
+            self.by_message[str(exc)] = (first, count + 1)
+
+    def topic(self, leaf: Leaf) -> None:
+        """Every item of a topic leaf; just the first per template when nothing a template reads varies by item."""
+        spec, shas = self.prepared.spec, self.prepared.template_shas
+        varying = {name for name, t in self.prepared.templates.items() if t.may_read({"index", "seed"})}
+        for index in range(leaf.quota):
+            item = work_item(spec, shas, leaf, index)
+            if item.template in varying or index < len(spec.templates):
+                self.item(item, f"topic {leaf.category} item {index}")
+
+    def sourced(self, leaf: Leaf, position: int, unit: Unit) -> None:
+        item = sourced_item(self.prepared.spec, self.prepared.template_shas, leaf, position, unit)
+        self.item(item, f"topic {leaf.category}, {unit_origin(unit)}")
+
+    def raise_if_failed(self) -> None:
+        if not self.failed:
+            return
+        shown = list(self.by_message.items())[:MAX_SHOWN_RENDER_FAILURES]
+        lines = [
+            f"{where}: {message}" + (f" (and {n - 1:,} more like it)" if n > 1 else "") for message, (where, n) in shown
+        ]
+        if len(self.by_message) > len(shown):
+            lines.append(f"... and {len(self.by_message) - len(shown):,} other errors")
+        listed = "".join(f"\n  {line}" for line in lines)
+        raise TemplateError(f"{self.failed:,} of {self.checked:,} items do not render (nothing was spent):{listed}")
+
+
+def _checked(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
+    """The job with its sourced leaves counted, once every item's prompt has rendered."""
+    check = RenderCheck(prepared)
+    prepared = _count_sources(prepared, loaded, check)
+    for leaf in prepared.leaves:
+        if leaf.inputs is None:
+            check.topic(leaf)
+    check.raise_if_failed()
     return prepared
 
 
@@ -117,8 +167,10 @@ def _input_problems(loaded: LoadedSpec, task: Task, found: list[Leaf]) -> list[s
     return problems
 
 
-def _count_sources(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
-    """Reads each distinct input of the sourced leaves once (leaves inheriting it share one pass): quota = units."""
+def _count_sources(prepared: PreparedJob, loaded: LoadedSpec, check: RenderCheck) -> PreparedJob:
+    """Reads each distinct input of the sourced leaves once (leaves inheriting it share one pass): quota = units.
+    Each unit's item is rendered in that pass; a leaf sharing an earlier leaf's inputs reads them again to
+    render its own items (its topic's variables differ)."""
     counted, sources, read = [], {}, {}
     for leaf in prepared.leaves:
         if leaf.inputs is None:
@@ -126,16 +178,21 @@ def _count_sources(prepared: PreparedJob, loaded: LoadedSpec) -> PreparedJob:
             continue
         key = stable_hash(leaf.inputs, leaf.max_units)
         if key not in read:
-            read[key] = _summary(prepared, leaf, _where(loaded, leaf, inputs=True))
+            read[key] = _summary(prepared, leaf, _where(loaded, leaf, inputs=True), check)
+        else:
+            for position, unit in enumerate(leaf_units(prepared.task, leaf, prepared.base_dir)):
+                check.sourced(leaf, position, unit)
         sources[leaf.path] = read[key]
         counted.append(replace(leaf, quota=read[key].units))
     return replace(prepared, leaves=counted, sources=sources)
 
 
-def _summary(prepared: PreparedJob, leaf: Leaf, where: str) -> SourceSummary:
+def _summary(prepared: PreparedJob, leaf: Leaf, where: str, check: RenderCheck) -> SourceSummary:
     assert leaf.inputs is not None
     try:
-        summary = summarize(prepared.spec, prepared.task, leaf, prepared.base_dir)
+        summary = summarize(
+            prepared.spec, prepared.task, leaf, prepared.base_dir, lambda at, unit: check.sourced(leaf, at, unit)
+        )
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     if summary.first is None and leaf.max_units != 0:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from synth.llm.output import OutputMode, schema_name
 from synth.llm.pricing import Pricing, model_info
+from synth.llm.transport import key_destination
 from synth.planning.job import PreparedJob
 
 
@@ -25,6 +26,8 @@ class PlanReport:
     """"schema", "object" or "off": how the calls ask for their answer (see `synth.llm.output`)."""
     response_schema: str | None
     """The name of the JSON Schema every call sends, in "schema" mode."""
+    key_destinations: list[dict[str, str]]
+    """API keys sent to an endpoint other than their provider's own: model, variable, url."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -60,7 +63,14 @@ def plan_report(prepared: PreparedJob, count_tokens: Any) -> PlanReport:
         cost_high_usd=pricing.estimate(prompt_tokens, completion_tokens),
         json_mode=prepared.json_mode.value,
         response_schema=_schema_name(prepared),
+        key_destinations=_key_destinations(prepared),
     )
+
+
+def _key_destinations(prepared: PreparedJob) -> list[dict[str, str]]:
+    config = prepared.spec.generation
+    found = key_destination(config.model, config.api_base, config.api_key_env)
+    return [asdict(found)] if found is not None else []
 
 
 def _schema_name(prepared: PreparedJob) -> str | None:

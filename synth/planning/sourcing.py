@@ -7,7 +7,7 @@ With several templates, a unit's template is picked by its id for the same reaso
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -82,16 +82,31 @@ def template_for(spec: JobSpec, unit_id: str) -> str:
     return templates[0] if len(templates) == 1 else templates[int(stable_hash(unit_id)[:8], 16) % len(templates)]
 
 
-def summarize(spec: JobSpec, task: Task, leaf: Leaf, base_dir: Path) -> SourceSummary:
-    """Reads a sourced leaf once, end to end: every row is checked before the first model call."""
+def summarize(
+    spec: JobSpec, task: Task, leaf: Leaf, base_dir: Path, on_unit: Callable[[int, Unit], None] | None = None
+) -> SourceSummary:
+    """Reads a sourced leaf once, end to end: every row is checked before the first model call. `on_unit` sees
+    each unit with its position (the render check)."""
     by_template = dict.fromkeys(spec.templates, 0)
     first: Unit | None = None
     count = 0
     for unit in leaf_units(task, leaf, base_dir):
         first = first or unit
         by_template[template_for(spec, unit.unit_id)] += 1
+        if on_unit is not None:
+            on_unit(count, unit)
         count += 1
     return SourceSummary(count, by_template, first)
+
+
+def unit_origin(unit: Unit) -> str:
+    """Where a unit came from, as a user finds it: path:line for a row, path and offsets for a chunk."""
+    source = unit.source
+    if "line" in source:
+        return f"{source.get('path', '?')}:{source['line']}"
+    if "document_path" in source:
+        return f"{source['document_path']} at characters {source.get('chunk_start')}-{source.get('chunk_end')}"
+    return f"input unit {unit.unit_id[:12]}"
 
 
 def chunked(values: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from synth.errors import UserError
 from synth.ids import stable_hash
-from synth.llm.config import ModelConfig, ModelParams, RateLimit, RetryPolicy, StrictModel, url_problem
+from synth.llm.config import (
+    ModelConfig,
+    ModelParams,
+    RateLimit,
+    RetryPolicy,
+    StrictModel,
+    check_key_variable,
+    url_problem,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -55,6 +63,9 @@ class InputRef(StrictModel):
     )
     format: InputFormat = Field("auto", description="auto: from the file name (a run directory is `run`).")
     limit: int | None = Field(None, ge=1, description="Read at most this many rows (duplicates skipped first).")
+    follow_symlinks: bool = Field(
+        False, description="Read files that symlinks lead to outside the input's folder (refused by default)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -63,7 +74,7 @@ class InputRef(StrictModel):
 
     def content(self) -> dict[str, Any]:
         """What decides the items (the limit only decides how many): part of spec_id."""
-        return self.model_dump(mode="json", exclude={"limit"})
+        return self.model_dump(mode="json", exclude={"limit", "follow_symlinks"})
 
 
 class TopicNode(BaseModel):
@@ -188,7 +199,9 @@ class JobSpec(StrictModel):
     params: ModelParams = Field(default_factory=ModelParams)
     api_base: str | None = Field(None, description="OpenAI-compatible base URL; else OPENAI_API_BASE/BASE_URL.")
     api_key_env: str | None = Field(
-        None, pattern=ENV_VAR_PATTERN, description="Name of the env var that holds the API key (never the key)."
+        None,
+        pattern=ENV_VAR_PATTERN,
+        description="Name of the env var that holds the API key (never the key); it ends in KEY, TOKEN or SECRET.",
     )
     transport: Literal["auto", "litellm", "direct"] = Field(
         "auto", description="direct: synth's own HTTP client for OpenAI-compatible servers; auto picks it for them."
@@ -213,6 +226,8 @@ class JobSpec(StrictModel):
         if problem:
             raise ValueError(problem)
         return api_base
+
+    _key_variable = field_validator("api_key_env")(check_key_variable)
 
     @field_validator("topics")
     @classmethod
