@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from synth import __version__
+from synth.cli.api import api
 from synth.cli.display import LiveProgress, plan_tables, summary_table
 from synth.cli.distributed import (
     cancel_job,
@@ -28,6 +29,7 @@ from synth.cli.distributed import (
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
+from synth.cli.topup import dataset, topup_command
 from synth.distributed.queue import JOB_FILE
 from synth.plan.job import PreparedJob
 from synth.plan.prepare import prepare
@@ -197,3 +199,6 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
+main.add_command(api)
+main.add_command(topup_command)
+main.add_command(dataset)

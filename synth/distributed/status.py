@@ -31,6 +31,8 @@ class JobReport:
     workers_busy: int = 0
     cancelled: bool = False
     error: str | None = None
+    last_batch_at: str = ""
+    """When the latest batch was written (ISO 8601; empty before the first): what rates and ETAs are measured to."""
 
     @property
     def is_finished(self) -> bool:
@@ -60,15 +62,18 @@ class JobReport:
 
 
 def job_report(conn: redis.Redis, job: QueuedJob) -> JobReport:
-    totals = Totals()
+    totals, last_batch_at = Totals(), ""
     done = conn.hgetall(keys.job_done(job.job_id))
     for summary in done.values():
-        totals.add(BatchMarker.model_validate_json(summary))
+        marker = BatchMarker.model_validate_json(summary)
+        totals.add(marker)
+        last_batch_at = max(last_batch_at, marker.finished_at)
     error = conn.get(keys.job_error(job.job_id))
     report = JobReport(
         job=job,
         totals=totals,
         batches_done=len(done),
+        last_batch_at=last_batch_at,
         cancelled=bool(conn.exists(keys.job_cancelled(job.job_id))),
         error=error.decode() if isinstance(error, bytes) else error,
     )
