@@ -1,0 +1,67 @@
+"""Helpers the service tests share: the API on a real uvicorn server over a flushed test Redis, keys for two
+tenants, and waiting for a job to finish over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from synth.api.auth import create_key
+from synth.api.settings import ApiSettings
+from synth.testing.api_server import ApiServer
+from synth.testing.cluster import Cluster
+from synth.testing.mock_openai import MockServer
+
+FINAL_STATES = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class Service:
+    server: ApiServer
+    cluster: Cluster
+    conn: redis.Redis
+    keys: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, tenant: str | None = "acme", **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[tenant]}"} if tenant else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+    def wait_final(self, client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            view = client.get(f"/v1/jobs/{job_id}").json()
+            if view["state"] in FINAL_STATES:
+                return view
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} not finished after {timeout_s} s: {view}")
+
+
+def settings_for(cluster: Cluster, data_root: Path, mock: MockServer, **overrides: Any) -> ApiSettings:
+    fields: dict[str, Any] = {
+        "redis_url": cluster.redis.url,
+        "data_root": data_root,
+        "allowed_api_bases": frozenset({mock.url}),
+        "idempotency_wait_s": 20.0,
+        **overrides,
+    }
+    return ApiSettings(**fields)
+
+
+@pytest.fixture
+def service(cluster: Cluster, mock_llm: MockServer, tmp_path: Path) -> Iterator[Service]:
+    conn = redis.Redis.from_url(cluster.redis.url)
+    server = ApiServer(settings_for(cluster, tmp_path / "data", mock_llm)).start()
+    keys = {tenant: create_key(conn, tenant) for tenant in ("acme", "globex")}
+    yield Service(server, cluster, conn, keys)
+    server.stop()
