@@ -33,9 +33,9 @@ class Service:
     def url(self) -> str:
         return self.server.url
 
-    def client(self, tenant: str | None = "acme", **kwargs: Any) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.keys[tenant]}"} if tenant else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+    def client(self, tenant: str | None = "acme", headers: dict[str, str] | None = None) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {self.keys[tenant]}"} if tenant else {}
+        return httpx.Client(base_url=self.url, headers={**auth, **(headers or {})}, timeout=30)
 
     def wait_final(self, client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
