@@ -23,12 +23,21 @@ from synth.store.cursor import CursorError, Position, plan, read_lines
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
+EXAMPLE_SPEC = {
+    "name": "support-faq",
+    "model": "openai/gpt-4o-mini",
+    "task": "instructions",
+    "templates": ["instructions/basic.j2"],
+    "topics": {"billing": {"refunds": 20, "invoices": 10}, "shipping": 10},
+    "verifiers": [{"name": "length", "min_chars": 20}, "exact_dedup"],
+    "dataset": {"name": "support", "targets": {"billing/refunds": 40}},
+}
 SPEC_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A job spec, as `synth validate` takes it (see `synth schema`).",
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}, "example": EXAMPLE_SPEC},
             "application/yaml": {"schema": {"type": "string"}},
         },
     }
