@@ -11,8 +11,11 @@ import pytest
 import redis
 import yaml
 
+from synth.api.auth import create_key
+from synth.testing.api_server import ApiServer
 from synth.testing.cluster import Cluster, RedisServer
 from synth.testing.mock_openai import MockServer
+from tests.service import Service, settings_for
 
 # Tests never reach the network: litellm must read its bundled cost map, and no provider key may leak in.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -79,3 +82,13 @@ def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
     running = Cluster(redis_server, tmp_path)
     yield running
     running.stop_workers()
+
+
+@pytest.fixture
+def service(cluster: Cluster, mock_llm: MockServer, tmp_path: Path) -> Iterator[Service]:
+    """The REST API on a real uvicorn server over the flushed test Redis, with keys for tenants acme and globex."""
+    conn = redis.Redis.from_url(cluster.redis.url)
+    server = ApiServer(settings_for(cluster, tmp_path / "data", mock_llm)).start()
+    keys = {tenant: create_key(conn, tenant) for tenant in ("acme", "globex")}
+    yield Service(server, cluster, conn, keys)
+    server.stop()

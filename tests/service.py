@@ -1,19 +1,16 @@
-"""Helpers the service tests share: the API on a real uvicorn server over a flushed test Redis, keys for two
-tenants, and waiting for a job to finish over HTTP."""
+"""Helpers the service tests share (the `service` fixture in conftest.py builds one): the API on a real uvicorn
+server over a flushed test Redis, keys for two tenants, and waiting for a job to finish over HTTP."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
-from synth.api.auth import create_key
 from synth.api.settings import ApiSettings
 from synth.testing.api_server import ApiServer
 from synth.testing.cluster import Cluster
@@ -56,12 +53,3 @@ def settings_for(cluster: Cluster, data_root: Path, mock: MockServer, **override
         **overrides,
     }
     return ApiSettings(**fields)
-
-
-@pytest.fixture
-def service(cluster: Cluster, mock_llm: MockServer, tmp_path: Path) -> Iterator[Service]:
-    conn = redis.Redis.from_url(cluster.redis.url)
-    server = ApiServer(settings_for(cluster, tmp_path / "data", mock_llm)).start()
-    keys = {tenant: create_key(conn, tenant) for tenant in ("acme", "globex")}
-    yield Service(server, cluster, conn, keys)
-    server.stop()

@@ -11,7 +11,6 @@ import yaml
 from synth.distributed import keys
 from tests.conftest import base_spec
 from tests.distributed import shard_rows
-from tests.service import service  # noqa: F401  (fixture)
 
 TOPICS = {"science": {"physics": 6, "biology": 5}, "cooking": 4}
 ITEMS = 15
@@ -54,12 +53,15 @@ def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(
     assert set(view["by_category"]) == {"science/physics", "science/biology", "cooking"}
     assert sum(c["accepted"] for c in view["by_category"].values()) == view["accepted"]
     assert view["spend"]["generation"]["calls"] == ITEMS
-    assert view["items_per_s"] > 0 and view["eta_s"] == 0
+    assert view["items_per_s"] > 0
+    assert view["eta_s"] == 0
     out = next((service.server.settings.data_root / "tenants" / "acme" / "runs").iterdir())
     assert sorted(r["record_id"] for r in accepted) == sorted(r["record_id"] for r in shard_rows(out, "accepted"))
-    assert len(accepted) == view["accepted"] and len(rejected) == view["rejected"]
+    assert len(accepted) == view["accepted"]
+    assert len(rejected) == view["rejected"]
     assert later.text == ""  # the cursor after the last page: nothing new since
-    assert "out" not in view and str(out) not in json.dumps(view)  # the server's paths stay on the server
+    assert "out" not in view
+    assert str(out) not in json.dumps(view)
 
 
 def test_a_yaml_body_is_taken_like_a_spec_file(service, mock_llm):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,20 +15,12 @@ from synth.api.errors import ApiError, not_found
 from synth.api.schemas import JobState, JobView
 from synth.distributed import keys
 from synth.distributed.queue import QueuedJob, load_job
+from synth.distributed.tenancy import record_job
+
+__all__ = ["Cursor", "known_state", "owned_job", "page", "record_job", "remember_final"]
 
 SCAN_CHUNK = 100
 MAX_SCAN = 1000  # jobs looked at per listing request, matching or not: a filter never makes a request unbounded
-
-
-def record_job(conn: redis.Redis, tenant: str, job_id: str) -> float:
-    """Makes the job the tenant's; returns when it was submitted (a second call keeps the first time)."""
-    now = time.time()
-    with conn.pipeline() as pipe:
-        pipe.zadd(keys.tenant_jobs(tenant), {job_id: now}, nx=True)
-        pipe.hsetnx(keys.api_job(job_id), "tenant", tenant)
-        pipe.zscore(keys.tenant_jobs(tenant), job_id)
-        created = pipe.execute()[-1]
-    return float(created)
 
 
 def owned_job(conn: redis.Redis, tenant: str, job_id: str) -> tuple[QueuedJob, float]:

@@ -20,6 +20,7 @@ import redis
 from synth.distributed import keys
 from synth.distributed.queue import QueuedJob, load_job, submit
 from synth.distributed.status import job_report
+from synth.distributed.tenancy import record_job
 from synth.ids import stable_hash
 from synth.topups.coverage import Coverage, measure
 from synth.topups.dataset import Dataset, RunRef, find, locked, register
@@ -96,6 +97,7 @@ def _submit_round(conn: redis.Redis, dataset: Dataset, plan: TopupPlan) -> Topup
     dataset.rounds = number
     register(conn, dataset)
     job, enqueued = submit(conn, prepared, out)
+    record_job(conn, dataset.tenant, job.job_id)  # the tenant sees its rounds among its jobs
     logger.info(
         "top-up submitted: tenant=%s dataset=%s round=%d items=%d batches=%d job=%s",
         dataset.tenant,
