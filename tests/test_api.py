@@ -7,8 +7,10 @@ import json
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from synth.distributed import keys
+from synth.testing.mock_openai import Behaviour
 from tests.conftest import base_spec
 from tests.distributed import shard_rows
 
@@ -35,9 +37,18 @@ def records(client, job_id, status="accepted", page=4):
             return rows, cursor
 
 
+def metric_samples(text):
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(service, mock_llm):
     service.cluster.start_worker("generate")
     service.cluster.start_worker("verify")
+    mock_llm.script(Behaviour(status=429, retry_after=0.05), Behaviour(status=429, retry_after=0.05))
     with service.client() as client:
         created = client.post("/v1/jobs", json=spec_for(mock_llm))
         assert created.status_code == 201, created.text
@@ -47,6 +58,7 @@ def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(
         accepted, cursor = records(client, job_id)
         rejected, _ = records(client, job_id, "rejected")
         later = client.get(f"/v1/jobs/{job_id}/records", params={"cursor": cursor})
+        metrics = metric_samples(client.get("/metrics").text)
     assert view["state"] == "completed"
     assert view["progress"]["items_done"] == view["progress"]["items_total"] == ITEMS
     assert view["accepted"] + view["rejected"] + view["failed"] == ITEMS
@@ -60,6 +72,19 @@ def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(
     assert len(accepted) == view["accepted"]
     assert len(rejected) == view["rejected"]
     assert later.text == ""  # the cursor after the last page: nothing new since
+    assert metrics["synth_items_total", (("reason", ""), ("status", "accepted"))] == view["accepted"]
+    rejected_total = sum(
+        v for (name, labels), v in metrics.items() if name == "synth_items_total" and ("status", "rejected") in labels
+    )
+    assert rejected_total == view["rejected"]
+    assert metrics["synth_model_calls_total", (("cached", "false"), ("stage", "generation"))] == ITEMS
+    assert metrics["synth_rate_limited_total", ()] == 2
+    assert metrics["synth_queue_jobs", (("queue", "generate"), ("state", "queued"))] == 0
+    assert (
+        metrics["synth_workers", (("queue", "verify"), ("state", "idle"))]
+        + metrics["synth_workers", (("queue", "verify"), ("state", "busy"))]
+        == 1
+    )
     assert "out" not in view
     assert str(out) not in json.dumps(view)
 
