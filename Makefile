@@ -41,6 +41,7 @@ bench:
 	$(PY) bench/chunking.py
 	$(PY) bench/local_model.py
 	$(PY) bench/sandbox.py
+	$(PY) bench/api.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml

@@ -18,6 +18,7 @@ from synth import __version__
 from synth.api import datasets, health, jobs, status_page
 from synth.api.errors import ApiError, ErrorBody, redact
 from synth.api.metrics import registry_for
+from synth.api.reports import Reports
 from synth.api.settings import ApiSettings
 from synth.distributed.connect import RETRY_ON, redis_url
 from synth.errors import ModelError, SpecError, UserError
@@ -37,6 +38,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = _connect(settings)
     app.state.metrics = registry_for(app.state.redis)
+    app.state.reports = Reports()
     for router in (jobs.router, datasets.router, health.router, status_page.router):
         app.include_router(router)
     _add_error_handlers(app)

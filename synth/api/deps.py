@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from synth.api.auth import tenant_for
 from synth.api.errors import ApiError
+from synth.api.reports import Reports
 from synth.api.settings import ApiSettings
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `synth api key create TENANT`.")
@@ -25,6 +26,11 @@ def conn_of(request: Request) -> redis.Redis:
     return conn
 
 
+def reports_of(request: Request) -> Reports:
+    reports: Reports = request.app.state.reports
+    return reports
+
+
 def tenant_of(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
     if credentials is None:
         raise ApiError(401, "missing API key: send `Authorization: Bearer <key>`")
@@ -37,3 +43,4 @@ def tenant_of(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
 Settings = Annotated[ApiSettings, Depends(settings_of)]
 Conn = Annotated[redis.Redis, Depends(conn_of)]
 Tenant = Annotated[str, Depends(tenant_of)]
+JobReports = Annotated[Reports, Depends(reports_of)]

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from synth.api import idempotency
-from synth.api.deps import Conn, Settings, Tenant
+from synth.api.deps import Conn, JobReports, Settings, Tenant
 from synth.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from synth.api.reports import Reports
 from synth.api.schemas import Cancelled, JobPage, JobState, JobView
 from synth.api.settings import ApiSettings
 from synth.api.submission import enqueue, parse_body, prepare_spec, read_body, validate
@@ -62,6 +63,7 @@ class RecordKind(StrEnum):
 async def create_job(
     request: Request,
     conn: Conn,
+    reports: JobReports,
     tenant: Tenant,
     settings: Settings,
     idempotency_key: Annotated[str | None, Header(description="Same key and body: the same job, once.")] = None,
@@ -70,13 +72,13 @@ async def create_job(
     body = await read_body(request, settings.max_body_bytes)
     raw, lines = parse_body(body, request.headers.get("content-type", ""))
     if idempotency_key is None:
-        return _created(await _submit(conn, settings, tenant, raw, lines))
+        return _created(await _submit(conn, reports, settings, tenant, raw, lines))
     digest = idempotency.body_digest(body)
     for _ in range(3):  # a first request that failed frees the key: then this one does the work itself
         first = await run_in_threadpool(idempotency.claim, conn, tenant, idempotency_key, digest)
         if first is None:
             try:
-                view = await _submit(conn, settings, tenant, raw, lines)
+                view = await _submit(conn, reports, settings, tenant, raw, lines)
             except BaseException:
                 await run_in_threadpool(idempotency.release, conn, tenant, idempotency_key)
                 raise
@@ -86,7 +88,7 @@ async def create_job(
             raise ApiError(422, "Idempotency-Key was already used with another body: use a new key")
         done = first if first.job_id else await _wait(conn, tenant, idempotency_key, settings.idempotency_wait_s)
         if done is not None and done.job_id is not None:
-            view = await run_in_threadpool(_view, conn, tenant, done.job_id)
+            view = await run_in_threadpool(_view, conn, reports, tenant, done.job_id)
             return JSONResponse(view.model_dump(mode="json"), status_code=200, headers={"Idempotent-Replayed": "true"})
     raise ApiError(409, "a request with this Idempotency-Key keeps failing; fix the spec or use a new key")
 
@@ -95,21 +97,21 @@ async def _wait(conn: Conn, tenant: str, key: str, wait_s: float) -> idempotency
     return await run_in_threadpool(idempotency.wait_for_job, conn, tenant, key, wait_s)
 
 
-async def _submit(conn: Conn, settings: ApiSettings, tenant: str, raw: Any, lines: Any) -> JobView:
+async def _submit(conn: Conn, reports: Reports, settings: ApiSettings, tenant: str, raw: Any, lines: Any) -> JobView:
     loaded = validate(raw, lines, settings, tenant)
     prepared = await run_in_threadpool(prepare_spec, loaded)
     job = await run_in_threadpool(enqueue, conn, prepared, settings, tenant)
     await run_in_threadpool(record_job, conn, tenant, job.job_id)
-    return await run_in_threadpool(_view, conn, tenant, job.job_id)
+    return await run_in_threadpool(_view, conn, reports, tenant, job.job_id)
 
 
 def _created(view: JobView) -> JSONResponse:
     return JSONResponse(view.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/jobs/{view.job_id}"})
 
 
-def _view(conn: Conn, tenant: str, job_id: str) -> JobView:
+def _view(conn: Conn, reports: Reports, tenant: str, job_id: str) -> JobView:
     job, created = owned_job(conn, tenant, job_id)
-    view = job_view(job_report(conn, job), created)
+    view = job_view(reports.report(conn, job), created)
     remember_final(conn, view)
     return view
 
@@ -117,6 +119,7 @@ def _view(conn: Conn, tenant: str, job_id: str) -> JobView:
 @router.get("", response_model=JobPage)
 def list_jobs(
     conn: Conn,
+    reports: JobReports,
     tenant: Tenant,
     status: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -126,7 +129,7 @@ def list_jobs(
 
     def view_of(job_id: str, created: float) -> JobView | None:
         try:
-            return _view(conn, tenant, job_id)
+            return _view(conn, reports, tenant, job_id)
         except ApiError:  # its run was deleted from Redis meanwhile: not listed
             return None
 
@@ -135,9 +138,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, responses=NOT_FOUND)
-def get_job(job_id: str, conn: Conn, tenant: Tenant) -> JobView:
+def get_job(job_id: str, conn: Conn, reports: JobReports, tenant: Tenant) -> JobView:
     """Progress, accepted/rejected/failed per category and reason, spend, rate and ETA."""
-    return _view(conn, tenant, job_id)
+    return _view(conn, reports, tenant, job_id)
 
 
 @router.delete("/{job_id}", response_model=Cancelled, responses=NOT_FOUND)

@@ -12,9 +12,10 @@ from typing import Any
 import redis
 
 from synth.api.errors import ApiError, not_found
+from synth.api.reports import parse_job
 from synth.api.schemas import JobState, JobView
 from synth.distributed import keys
-from synth.distributed.queue import QueuedJob, load_job
+from synth.distributed.queue import QueuedJob
 from synth.distributed.tenancy import record_job
 
 __all__ = ["Cursor", "known_state", "owned_job", "page", "record_job", "remember_final"]
@@ -25,10 +26,13 @@ MAX_SCAN = 1000  # jobs looked at per listing request, matching or not: a filter
 
 def owned_job(conn: redis.Redis, tenant: str, job_id: str) -> tuple[QueuedJob, float]:
     """The tenant's job and when it was submitted; any other id (another tenant's included) is not found."""
-    created = conn.zscore(keys.tenant_jobs(tenant), job_id)
-    if created is None or not conn.exists(keys.job_meta(job_id)):
+    with conn.pipeline(transaction=False) as pipe:
+        pipe.zscore(keys.tenant_jobs(tenant), job_id)
+        pipe.get(keys.job_meta(job_id))
+        created, meta = pipe.execute()
+    if created is None or meta is None:
         raise not_found("job")
-    return load_job(conn, job_id), float(created)
+    return parse_job(meta), float(created)
 
 
 def remember_final(conn: redis.Redis, view: JobView) -> None:
