@@ -11,8 +11,6 @@ import pytest
 import redis
 import yaml
 
-from synth.api.auth import create_key
-from synth.testing.api_server import ApiServer
 from synth.testing.cluster import Cluster, RedisServer
 from synth.testing.mock_openai import MockServer
 from tests.service import Service, settings_for
@@ -87,6 +85,9 @@ def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
 @pytest.fixture
 def service(cluster: Cluster, mock_llm: MockServer, tmp_path: Path) -> Iterator[Service]:
     """The REST API on a real uvicorn server over the flushed test Redis, with keys for tenants acme and globex."""
+    from synth.api.auth import create_key  # the service's imports are heavy: only tests that use it pay for them
+    from synth.testing.api_server import ApiServer
+
     conn = redis.Redis.from_url(cluster.redis.url)
     server = ApiServer(settings_for(cluster, tmp_path / "data", mock_llm)).start()
     keys = {tenant: create_key(conn, tenant) for tenant in ("acme", "globex")}

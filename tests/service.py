@@ -6,15 +6,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis
 
 from synth.api.settings import ApiSettings
-from synth.testing.api_server import ApiServer
 from synth.testing.cluster import Cluster
 from synth.testing.mock_openai import MockServer
+
+if TYPE_CHECKING:
+    from synth.testing.api_server import ApiServer
 
 FINAL_STATES = {"completed", "failed", "cancelled"}
 

@@ -59,6 +59,8 @@ def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(
         rejected, _ = records(client, job_id, "rejected")
         later = client.get(f"/v1/jobs/{job_id}/records", params={"cursor": cursor})
         metrics = metric_samples(client.get("/metrics").text)
+        cancelled = client.delete(f"/v1/jobs/{job_id}")
+        kept, _ = records(client, job_id)
     assert view["state"] == "completed"
     assert view["progress"]["items_done"] == view["progress"]["items_total"] == ITEMS
     assert view["accepted"] + view["rejected"] + view["failed"] == ITEMS
@@ -72,6 +74,8 @@ def test_a_job_posted_over_http_runs_on_the_workers_and_its_records_stream_back(
     assert len(accepted) == view["accepted"]
     assert len(rejected) == view["rejected"]
     assert later.text == ""  # the cursor after the last page: nothing new since
+    assert cancelled.json()["state"] == "completed"  # cancelling a finished job changes nothing
+    assert kept == accepted
     assert metrics["synth_items_total", (("reason", ""), ("status", "accepted"))] == view["accepted"]
     rejected_total = sum(
         v for (name, labels), v in metrics.items() if name == "synth_items_total" and ("status", "rejected") in labels

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from synth.api.errors import redact
 from synth.api.schemas import CategoryCounts, JobState, JobSummary, JobView, Progress, Spend
 from synth.distributed.status import JobReport
 
@@ -70,7 +71,7 @@ def job_view(report: JobReport, created_at: float) -> JobView:
         ),
         items_per_s=rate,
         eta_s=eta,
-        error=report.error,
+        error=redact(report.error) if report.error else None,
         workers=report.workers,
         workers_busy=report.workers_busy,
     )

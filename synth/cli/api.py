@@ -10,7 +10,7 @@ from rich.table import Table
 
 from synth.cli.distributed import redis_option
 from synth.cli.exits import handles_errors
-from synth.distributed.connect import connect_checked
+from synth.distributed.connect import connect_checked, redis_url
 
 console = Console(highlight=False)
 
@@ -29,21 +29,29 @@ def api() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where every tenant's runs, inputs and datasets go (default: SYNTH_API_DATA_ROOT, else runs/service).",
 )
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes (each its own snapshot).")
 @handles_errors
-def serve(host: str, port: int, redis_url_: str | None, data_root: Path | None) -> None:
+def serve(host: str, port: int, redis_url_: str | None, data_root: Path | None, workers: int) -> None:
     """Serve the API (and /status, /metrics). Other limits: SYNTH_API_* variables, see docs/service.md."""
-    import dataclasses
+    import os
 
     import uvicorn
 
-    from synth.api.app import create_app
-    from synth.api.settings import ApiSettings
-
-    settings = ApiSettings.from_env()
-    url = redis_url_ or settings.redis_url
+    url = redis_url(redis_url_)
     connect_checked(url).close()  # no Redis: say so now, not on the first request
-    app = create_app(dataclasses.replace(settings, redis_url=url, data_root=data_root or settings.data_root))
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    os.environ["SYNTH_REDIS_URL"] = url  # every server process builds its app from the environment
+    if data_root is not None:
+        os.environ["SYNTH_API_DATA_ROOT"] = str(data_root)
+    uvicorn.run(
+        "synth.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 @api.group()
