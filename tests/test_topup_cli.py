@@ -127,3 +127,17 @@ def test_api_keys_are_shown_once_and_listed_without_the_secret(cluster):
     assert synth(url, "api", "key", "revoke", key_id)[0] == 0
     assert synth(url, "api", "key", "revoke", key_id)[0] == 2
     assert synth(url, "api", "key", "create", "Not A Tenant")[0] == 2
+
+
+def test_a_first_round_is_capped_by_the_plans_cost_estimate(cluster, tmp_path):
+    """No item paid for yet: the cap holds the round to `synth plan`'s upper estimate of a known model's price."""
+    raw = base_spec("unused", model="openai/gpt-4o-mini", topics={"cooking": 4})
+    del raw["api_base"]
+    spec = write_spec(tmp_path, raw)
+    url = cluster.redis.url
+    args = ["--spec", str(spec), "--home", str(tmp_path / "kb"), "--target", "cooking=1000"]
+    assert synth(url, "dataset", "add", "kb", *args, "--max-cost-usd", "0.01")[0] == 0
+    plan = json.loads(synth(url, "topup", "kb", "--dry-run", "--json")[1])
+    assert plan["capped"]
+    assert 0 < plan["items"] < 1000
+    assert plan["estimated_cost_usd"] <= 0.01

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from synth.distributed.queue import QueuedJob, load_job, submit
 from synth.distributed.status import job_report
 from synth.distributed.tenancy import record_job
 from synth.ids import stable_hash
+from synth.plan.report import plan_report
 from synth.topups.coverage import Coverage, measure
 from synth.topups.dataset import Dataset, RunRef, find, locked, register
 from synth.topups.rounds import prepare_round
-from synth.topups.sizing import TopupPlan, size
+from synth.topups.sizing import TopupPlan, cap, size
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,21 @@ def topup(conn: redis.Redis, tenant: str, name: str, *, dry_run: bool = False) -
 
 
 def plan_for(dataset: Dataset, coverage: Coverage) -> TopupPlan:
-    return size(coverage, dataset.base_spec.templates, dataset.settings, coverage.cost_per_item_usd)
+    plan = size(coverage, dataset.base_spec.templates, dataset.settings, coverage.cost_per_item_usd)
+    return _capped_by_estimate(dataset, plan)
+
+
+def _capped_by_estimate(dataset: Dataset, plan: TopupPlan) -> TopupPlan:
+    """Before any item was paid for, the cap holds the round to `synth plan`'s upper estimate (max_tokens)."""
+    cap_usd = dataset.settings.max_cost_usd
+    if cap_usd is None or plan.cost_per_item_usd is not None or not plan.total_items:
+        return plan
+    from synth.llm import token_counter  # litellm: imported only when a first round needs an estimate
+
+    prepared = prepare_round(dataset, plan.quotas, _next_round(dataset))
+    report = plan_report(prepared, token_counter(prepared.spec.model))
+    per_item = report.cost_high_usd / report.total_items if report.total_items else 0.0
+    return cap(replace(plan, cost_per_item_usd=per_item), cap_usd) if per_item > 0 else plan
 
 
 def _submit_round(conn: redis.Redis, dataset: Dataset, plan: TopupPlan) -> TopupResult:
