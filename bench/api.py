@@ -77,6 +77,12 @@ def batches_done(conn: redis.Redis, ids: list[str]) -> int:
         return sum(pipe.execute())
 
 
+def wait_first_batches(conn: redis.Redis, ids: list[str], count: int = 3, timeout_s: float = PHASE_CAP_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while batches_done(conn, ids) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def batches_per_s(conn: redis.Redis, ids: list[str], seconds: float) -> float:
     before = batches_done(conn, ids)
     time.sleep(seconds)
@@ -173,7 +179,7 @@ def main() -> None:
                 for stage in ("generate", "generate", "verify"):
                     cluster.start_worker(stage)
                 cluster.wait_idle_workers(3)
-                time.sleep(3)  # past start-up: batches flowing
+                wait_first_batches(conn, ids)  # past start-up: batches flowing
                 alone = batches_per_s(conn, ids, WORKERS_ALONE_S)
                 before, started = batches_done(conn, ids), time.perf_counter()
                 busy = asyncio.run(hammer_get(url, key, ids[len(ids) // 2], args.gets, args.clients))
