@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from synth.api.deps import Conn, Tenant
+from synth.api.deps import Conn, JobReports, Tenant
 from synth.api.errors import ERROR_RESPONSES, ErrorBody, not_found
+from synth.api.reports import Reports
 from synth.api.schemas import CategoryPlanView, CategoryTarget, DatasetPage, DatasetView, TopupView
 from synth.topups.coverage import CategoryCoverage, measure
 from synth.topups.dataset import Dataset, DatasetNotFoundError, find, names
@@ -19,15 +20,16 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descrip
 
 
 @router.get("", response_model=DatasetPage)
-def list_datasets(conn: Conn, tenant: Tenant) -> DatasetPage:
+def list_datasets(conn: Conn, reports: JobReports, tenant: Tenant) -> DatasetPage:
     """Every dataset of the tenant with its coverage."""
-    return DatasetPage(datasets=[dataset_view(conn, _find(conn, tenant, name)) for name in names(conn, tenant)])
+    found = [_find(conn, tenant, name) for name in names(conn, tenant)]
+    return DatasetPage(datasets=[dataset_view(conn, reports, dataset) for dataset in found])
 
 
 @router.get("/{name}", response_model=DatasetView, responses=NOT_FOUND)
-def get_dataset(name: str, conn: Conn, tenant: Tenant) -> DatasetView:
+def get_dataset(name: str, conn: Conn, reports: JobReports, tenant: Tenant) -> DatasetView:
     """Targets against accepted records per category, across every run of the dataset."""
-    return dataset_view(conn, _find(conn, tenant, name))
+    return dataset_view(conn, reports, _find(conn, tenant, name))
 
 
 @router.post(
@@ -56,7 +58,7 @@ def _find(conn: Conn, tenant: str, name: str) -> Dataset:
         raise not_found("dataset") from None
 
 
-def dataset_view(conn: Conn, dataset: Dataset) -> DatasetView:
+def dataset_view(conn: Conn, reports: Reports, dataset: Dataset) -> DatasetView:
     coverage = measure(dataset)
     settings = dataset.settings
     return DatasetView(
@@ -64,7 +66,7 @@ def dataset_view(conn: Conn, dataset: Dataset) -> DatasetView:
         targets=[_target(c) for name, c in coverage.categories.items() if name in dataset.targets],
         runs=len(dataset.runs),
         rounds=dataset.rounds,
-        in_flight=in_flight(conn, dataset),
+        in_flight=in_flight(conn, dataset, reports.snapshot(conn)),
         schedule=settings.schedule,
         max_cost_usd=settings.max_cost_usd,
         margin=settings.margin,

@@ -19,7 +19,7 @@ import redis
 
 from synth.distributed import keys
 from synth.distributed.queue import QueuedJob, load_job, submit
-from synth.distributed.status import job_report
+from synth.distributed.status import QueueSnapshot, job_report
 from synth.distributed.tenancy import record_job
 from synth.ids import stable_hash
 from synth.plan.report import plan_report
@@ -132,12 +132,15 @@ def _next_round(dataset: Dataset) -> int:
     return max([dataset.rounds, *written]) + 1
 
 
-def in_flight(conn: redis.Redis, dataset: Dataset) -> list[str]:
+def in_flight(conn: redis.Redis, dataset: Dataset, snapshot: QueueSnapshot | None = None) -> list[str]:
     """Job ids of the dataset's runs that are still queued or running (their counts are not final yet)."""
     running = []
     for path in dataset.run_paths():
         job = _job_of(conn, path)
-        if job is not None and not job_report(conn, job).is_finished:
+        if job is None:
+            continue
+        snapshot = snapshot or QueueSnapshot.read(conn)  # one read of RQ for every run of the dataset
+        if not job_report(conn, job, snapshot).is_finished:
             running.append(job.job_id)
     return running
 
