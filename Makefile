@@ -46,6 +46,7 @@ bench:
 	$(PY) bench/verifiers.py
 	$(PY) bench/finalize.py
 	$(PY) bench/big_input.py
+	$(PY) bench/api.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml

@@ -14,6 +14,7 @@ import yaml
 from synth.testing.cluster import Cluster, RedisServer
 from synth.testing.mock_openai import MockServer
 from tests.plugins import installed
+from tests.service import Service, settings_for
 
 # Tests never reach the network: litellm must read its bundled cost map, and no provider key may leak in.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -88,3 +89,16 @@ def verifier_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     a worker or CLI subprocess find them too (merge it into `cluster.env`)."""
     with installed(tmp_path_factory.mktemp("plugins")) as env:
         yield env
+
+
+@pytest.fixture
+def service(cluster: Cluster, mock_llm: MockServer, tmp_path: Path) -> Iterator[Service]:
+    """The REST API on a real uvicorn server over the flushed test Redis, with keys for tenants acme and globex."""
+    from synth.api.auth import create_key  # the service's imports are heavy: only tests that use it pay for them
+    from synth.testing.api_server import ApiServer
+
+    conn = redis.Redis.from_url(cluster.redis.url)
+    server = ApiServer(settings_for(cluster, tmp_path / "data", mock_llm)).start()
+    keys = {tenant: create_key(conn, tenant) for tenant in ("acme", "globex")}
+    yield Service(server, cluster, conn, keys)
+    server.stop()

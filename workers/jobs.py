@@ -18,6 +18,7 @@ import redis
 from rq import get_current_job
 
 from synth.distributed import keys
+from synth.distributed.call_stats import add_call_stats
 from synth.distributed.connect import connect_async
 from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.prepared import PREPARED, ReadyJob
@@ -67,6 +68,7 @@ async def _generate(ready: ReadyJob, batch: BatchRef) -> GeneratedBatch:
         ctx = JobContext.for_generation(prepared, RunStore(job.out), llm, run_id=job.job_id, job_id=job.job_id)
         return await generate_batch(batch, ctx)
     finally:
+        await add_call_stats(client, llm.stats)  # 429s and retries, for /metrics
         await llm.aclose()
         await client.aclose()
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from synth import __version__
+from synth.cli.api import api
 from synth.cli.display import LiveProgress, plan_tables, summary_table
 from synth.cli.distributed import (
     cancel_job,
@@ -30,6 +31,7 @@ from synth.cli.options import default_out, set_option, spec_argument
 from synth.cli.preview import preview
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
+from synth.cli.topup import dataset, topup_command
 from synth.cli.verify import verify
 from synth.distributed.queue import JOB_FILE
 from synth.planning.job import PreparedJob
@@ -225,3 +227,6 @@ main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
 main.add_command(verify)
+main.add_command(api)
+main.add_command(topup_command)
+main.add_command(dataset)

@@ -22,6 +22,7 @@ from synth.executors.local import RunObserver, RunProgress
 from synth.llm.client import check_credentials
 from synth.planning.job import PreparedJob
 from synth.store.run_store import RunStore
+from synth.topups.dataset import DEFAULT_TENANT, attach
 
 RECONCILE_EVERY_S = 30.0
 POLL_S = 0.5
@@ -35,7 +36,7 @@ redis_option = click.option(
 
 
 @click.command()
-@click.argument("stage", type=click.Choice(["generate", "verify"]))
+@click.argument("stage", type=click.Choice(["generate", "verify", "topup"]))
 @redis_option
 @click.option("--name", help="Worker name (default: RQ's host.pid).")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
@@ -45,7 +46,8 @@ redis_option = click.option(
 def worker(
     stage: str, redis_url_: str | None, name: str | None, burst: bool, maintenance_interval: int, check: bool
 ) -> None:
-    """Start an RQ worker for one stage (one queue per worker process; start as many as you like)."""
+    """Start an RQ worker for one stage (one queue per worker process; start as many as you like).
+    `topup` runs scheduled ticks from `rq cron workers.cron` and the top-up rounds they size."""
     from workers.worker import is_alive, start_worker  # the CLI is the entry point that may know the worker process
 
     if check:
@@ -54,6 +56,11 @@ def worker(
         sys.exit(0 if alive else 1)
 
     logging.getLogger("rq.worker").setLevel(logging.INFO)
+    if stage == "topup":  # scheduled ticks and top-up rounds: RQ's cron enqueues them with its own serializer
+        from workers.cron import start_topup_worker
+
+        start_topup_worker(redis_url_, name=name, burst=burst, maintenance_interval_s=maintenance_interval)
+        return
     start_worker(stage, redis_url_, name=name, burst=burst, maintenance_interval_s=maintenance_interval)
 
 
@@ -126,6 +133,10 @@ def submit_job(console: Console, prepared: PreparedJob, out: Path, url: str | No
         f"submitted job {job.job_id}: {enqueued:,} of {job.total_batches:,} batches enqueued "
         f"({job.total_items:,} items) on {safe_url(redis_url(url))}; output {job.out}"
     )
+    if prepared.spec.dataset is not None:  # its records count toward the dataset `synth topup` keeps filled
+        name = prepared.spec.dataset.name
+        attach(conn, DEFAULT_TENANT, prepared, out, Path("datasets") / name)
+        console.print(f"counted toward dataset {name}")
     return conn, job
 
 

@@ -71,3 +71,62 @@ def finalize_dirty(job_id: str) -> str:
 def finalized(job_id: str) -> str:
     """String: finalize is done for the run as it stands (what `status` waits for); deleted when a batch changes."""
     return f"{PREFIX}:job:{job_id}:finalized"
+
+
+# --- every job, however submitted (CLI, API, top-up): what /metrics and the API list from
+
+JOBS = f"{PREFIX}:jobs"
+"""Sorted set: job id → when it was registered."""
+
+CALL_STATS = f"{PREFIX}:stats:calls"
+"""Hash: model-call counters workers add after each batch (rate_limited, retries, server_errors)."""
+
+
+# --- the REST API (synth.api)
+
+API_KEYS = f"{PREFIX}:api:keys"
+"""Hash: key id → {tenant, sha256 of the whole key}. The key itself is never stored."""
+
+
+def api_job(job_id: str) -> str:
+    """Hash: the tenant that owns a job submitted over the API, when, and its state once final."""
+    return f"{PREFIX}:api:job:{job_id}"
+
+
+def tenant_jobs(tenant: str) -> str:
+    """Sorted set: the tenant's job ids by submission time (every lookup is scoped through it)."""
+    return f"{PREFIX}:tenant:{tenant}:jobs"
+
+
+def idempotency(tenant: str, key_digest: str) -> str:
+    """String: {body sha256, job id} of the first POST with this Idempotency-Key (claimed with SET NX)."""
+    return f"{PREFIX}:idem:{tenant}:{key_digest}"
+
+
+# --- datasets and top-ups (synth.topups)
+
+TENANTS = f"{PREFIX}:tenants"
+"""Set: tenants with at least one dataset (scheduled ticks walk them)."""
+
+TOPUP_QUEUE = "synth-topup"
+"""Ticks and top-up rounds; RQ's cron scheduler enqueues here (`synth worker topup` serves it)."""
+
+
+def tenant_datasets(tenant: str) -> str:
+    """Hash: dataset name → its home directory (where dataset.json and the top-up rounds live)."""
+    return f"{PREFIX}:tenant:{tenant}:datasets"
+
+
+def dataset_lock(tenant: str, name: str) -> str:
+    """A redis-py Lock: one top-up (or run attachment) of a dataset at a time."""
+    return f"{PREFIX}:dataset:{tenant}:{name}:lock"
+
+
+def topup_tick(dataset_key: str, slot: int) -> str:
+    """String, set NX: the scheduled tick of this slot has fired for the dataset (a second scheduler's is a no-op)."""
+    return f"{PREFIX}:topup:tick:{dataset_key}:{slot}"
+
+
+def rq_topup_id(dataset_key: str, slot: int) -> str:
+    """The deterministic RQ id of a dataset's top-up for one schedule slot."""
+    return f"{PREFIX}-topup-{dataset_key}-{slot}"

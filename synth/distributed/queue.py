@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -118,6 +119,7 @@ def register(conn: redis.Redis, prepared: PreparedJob, out: Path) -> QueuedJob:
 
 def _save(conn: redis.Redis, job: QueuedJob) -> None:
     conn.set(keys.job_meta(job.job_id), json.dumps(job.to_json()))
+    conn.zadd(keys.JOBS, {job.job_id: time.time()}, nx=True)  # the index /metrics and the API read
 
 
 def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from rq import Queue, Worker
+from rq import Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -34,6 +34,8 @@ class JobReport:
     error: str | None = None
     finalizing: bool = False
     """Every batch is written and the chain's finalize stage is not done yet."""
+    last_batch_at: str = ""
+    """When the latest batch was written (ISO 8601; empty before the first): what rates and ETAs are measured to."""
 
     @property
     def is_finished(self) -> bool:
@@ -67,43 +69,73 @@ class JobReport:
         }
 
 
-def job_report(conn: redis.Redis, job: QueuedJob) -> JobReport:
-    totals = Totals()
-    done = conn.hgetall(keys.job_done(job.job_id))
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """RQ's side of every job at one moment: job ids per stage and state, and the workers. One read serves the
+    report of any number of jobs (the API answers many status requests from one snapshot a second)."""
+
+    ids: dict[tuple[str, str], list[str]]
+    """(stage, state) → RQ job ids; state is queued, running, retrying or failed."""
+    workers: int = 0
+    workers_busy: int = 0
+
+    @classmethod
+    def read(cls, conn: redis.Redis) -> QueueSnapshot:
+        ids: dict[tuple[str, str], list[str]] = {}
+        workers = busy = 0
+        for stage, queue in (("generate", generate_queue(conn)), ("verify", verify_queue(conn))):
+            ids[stage, "queued"] = queue.get_job_ids()
+            ids[stage, "running"] = StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)
+            scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
+            ids[stage, "retrying"] = scheduled.get_job_ids(cleanup=False)
+            ids[stage, "failed"] = FailedJobRegistry(queue=queue).get_job_ids(cleanup=False)
+            found = Worker.all(queue=queue)
+            workers += len(found)
+            busy += sum(1 for w in found if w.get_state() == "busy")
+        return cls(ids, workers, busy)
+
+    def of_job(self, stage: str, state: str, job_id: str) -> list[str]:
+        prefix = keys.rq_job_id(stage, job_id, "")
+        queue = "verify" if stage == "finalize" else stage  # finalize jobs run on the verify queue
+        return [i for i in self.ids.get((queue, state), []) if i.startswith(prefix)]
+
+
+def job_report(conn: redis.Redis, job: QueuedJob, snapshot: QueueSnapshot | None = None) -> JobReport:
+    """The job's counts from its batch summaries, and its batches in RQ (from `snapshot`, else read now)."""
+    with conn.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.job_done(job.job_id))
+        pipe.get(keys.job_error(job.job_id))
+        pipe.exists(keys.job_cancelled(job.job_id))
+        done, error, cancelled = pipe.execute()
+    totals, last_batch_at = Totals(), ""
     for summary in done.values():
-        totals.add(BatchMarker.model_validate_json(summary))
-    error = conn.get(keys.job_error(job.job_id))
+        marker = BatchMarker.model_validate_json(summary)
+        totals.add(marker)
+        last_batch_at = max(last_batch_at, marker.finished_at)
     report = JobReport(
         job=job,
         totals=totals,
         batches_done=len(done),
-        cancelled=bool(conn.exists(keys.job_cancelled(job.job_id))),
+        last_batch_at=last_batch_at,
+        cancelled=bool(cancelled),
         error=error.decode() if isinstance(error, bytes) else error,
     )
     report.finalizing = len(done) >= job.total_batches and is_pending(conn, job.job_id, job.spec)
-    for queue in (generate_queue(conn), verify_queue(conn)):
-        _count_queue(conn, queue, job.job_id, report)
+    _count_batches(conn, snapshot or QueueSnapshot.read(conn), report)
     return report
 
 
-def _count_queue(conn: redis.Redis, queue: Queue, job_id: str, report: JobReport) -> None:
-    stages = ("generate",) if queue.name == keys.GENERATE_QUEUE else ("verify", "finalize")
-    prefixes = tuple(keys.rq_job_id(stage, job_id, "") for stage in stages)
-
-    def ours(ids: list[str]) -> list[str]:
-        return [i for i in ids if i.startswith(prefixes)]
-
-    report.queued += len(ours(queue.get_job_ids()))
-    report.running += len(ours(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)))
-    scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
-    report.retrying += len(ours(scheduled.get_job_ids(cleanup=False)))
-    failed = ours(FailedJobRegistry(queue=queue).get_job_ids(cleanup=False))
-    for rq_job in Job.fetch_many(failed, connection=conn, serializer=JSONSerializer):
-        if rq_job is not None:
-            report.failed_jobs[rq_job.id] = _last_error(rq_job)
-    workers = Worker.all(queue=queue)
-    report.workers += len(workers)
-    report.workers_busy += sum(1 for w in workers if w.get_state() == "busy")
+def _count_batches(conn: redis.Redis, snapshot: QueueSnapshot, report: JobReport) -> None:
+    job_id = report.job.job_id
+    for stage in ("generate", "verify", "finalize"):
+        report.queued += len(snapshot.of_job(stage, "queued", job_id))
+        report.running += len(snapshot.of_job(stage, "running", job_id))
+        report.retrying += len(snapshot.of_job(stage, "retrying", job_id))
+        failed = snapshot.of_job(stage, "failed", job_id)
+        for rq_job in Job.fetch_many(failed, connection=conn, serializer=JSONSerializer) if failed else []:
+            if rq_job is not None:
+                report.failed_jobs[rq_job.id] = _last_error(rq_job)
+    report.workers, report.workers_busy = snapshot.workers, snapshot.workers_busy
 
 
 def _last_error(rq_job: Job) -> str:

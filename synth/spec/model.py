@@ -19,14 +19,16 @@ from synth.llm.config import (
     check_key_variable,
     url_problem,
 )
+from synth.spec.dataset import DatasetRef, TopupRound
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Fields that say how a job runs or which samples it keeps, not what an item is. Left out of spec_id so that
 # changing them (or raising a quota) keeps every item id and a rerun picks up where the last one stopped. A
 # changed verifier chain re-verifies: batch markers record the chain they passed (`verifier_fingerprint`).
+# `dataset` says where accepted records count, not what they are.
 EXECUTION_FIELDS = frozenset(
-    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers"}
+    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers", "dataset"}
 )
 
 
@@ -218,6 +220,8 @@ class JobSpec(StrictModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     batch_size: int = Field(32, ge=1, le=10_000, description="Items per batch: the unit of storage and of resume.")
     output: OutputSpec = Field(default_factory=OutputSpec)
+    dataset: DatasetRef | None = Field(None, description="The dataset these records count toward, with targets.")
+    topup: TopupRound | None = Field(None, description="Set by `synth topup` on the rounds it submits; never by hand.")
 
     @field_validator("api_base")
     @classmethod
@@ -303,7 +307,7 @@ class JobSpec(StrictModel):
     @cached_property
     def spec_id(self) -> str:
         """Hash of what decides each item's content; execution knobs and quotas are left out."""
-        excluded = set(EXECUTION_FIELDS) | {"total", "description", "topics", "inputs"}
+        excluded = set(EXECUTION_FIELDS) | {"total", "description", "topics", "inputs", "topup"}
         content = self.model_dump(mode="json", exclude=excluded)
         if isinstance(self.topics, TopicExpansion):  # a prepared job's spec carries the grown tree instead
             content["topics"] = self.topics.model_dump(mode="json")
@@ -311,6 +315,8 @@ class JobSpec(StrictModel):
             content["topics"] = {name: _topic_content(node) for name, node in self.topic_roots().items()}
         if self.inputs is not None:  # only when set: specs without inputs keep the spec_id they always had
             content["inputs"] = self.inputs.content()
+        if self.topup is not None:  # likewise: a top-up round renames its items, ordinary runs keep theirs
+            content["topup"] = self.topup.model_dump(mode="json")
         return stable_hash(content)
 
     @cached_property

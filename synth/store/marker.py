@@ -55,6 +55,12 @@ class Counts(BaseModel):
     failed: int = 0
 
 
+class TemplateCounts(Counts):
+    """A template's outcomes in one batch; `items` counts work items (a task may make several records per item)."""
+
+    items: int = 0
+
+
 class ShardRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,6 +82,8 @@ class BatchMarker(BaseModel):
     counts: Counts
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     failed_by_error: dict[str, int] = Field(default_factory=dict)
+    by_template: dict[str, TemplateCounts] = Field(default_factory=dict)
+    """Outcomes per template: what top-ups size their rounds by (acceptance per category and template)."""
     usage: StageUsage = Field(default_factory=StageUsage)
     """Generation calls."""
     verification_usage: StageUsage = Field(default_factory=StageUsage)
@@ -107,6 +115,7 @@ class BatchMarker(BaseModel):
             counts=Counts(accepted=len(records) - len(rejected), rejected=len(rejected), failed=len(failed)),
             rejected_by_reason=dict(Counter(r.reason or "unknown" for r in rejected)),
             failed_by_error=dict(Counter(f.error_type for f in failed)),
+            by_template=_by_template(records, failed),
             verification_usage=StageUsage.of_verdicts(records),
             **fields,
         )
@@ -114,3 +123,21 @@ class BatchMarker(BaseModel):
     def summary(self) -> BatchMarker:
         """The marker without its item ids and shards: what a distributed job keeps per batch in Redis."""
         return self.model_copy(update={"item_ids": [], "shards": {}})
+
+
+def _by_template(records: list[Record], failed: list[FailedItem]) -> dict[str, TemplateCounts]:
+    found: dict[str, TemplateCounts] = {}
+    items: dict[str, set[str]] = {}
+    for record in records:
+        counts = found.setdefault(record.lineage.template, TemplateCounts())
+        items.setdefault(record.lineage.template, set()).add(record.lineage.item_id)
+        if record.status == "rejected":
+            counts.rejected += 1
+        else:
+            counts.accepted += 1
+    for item in failed:
+        found.setdefault(item.template, TemplateCounts()).failed += 1
+        items.setdefault(item.template, set()).add(item.item_id)
+    for template, counts in found.items():
+        counts.items = len(items[template])
+    return found

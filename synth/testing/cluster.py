@@ -93,6 +93,16 @@ class Cluster:
         self.workers.append(process)
         return process
 
+    def start_scheduler(self, **env: str) -> subprocess.Popen[bytes]:
+        """RQ's own cron scheduler on `workers.cron` (scheduled top-ups), killed with the workers."""
+        index = len(self.workers)
+        command = [sys.executable, "-m", "rq.cli", "cron", "workers.cron", "--url", self.redis.url]
+        full_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **self.env, **env}
+        with (self.log_dir / f"scheduler-{index}.log").open("ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=log, env=full_env, start_new_session=True)
+        self.workers.append(process)
+        return process
+
     def wait_idle_workers(self, count: int, timeout_s: float = 60) -> None:
         """Until `count` workers have registered with Redis (their start-up imports take a few seconds)."""
         client = redis.Redis.from_url(self.redis.url)
