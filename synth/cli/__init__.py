@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.panel import Panel
 
 from synth import __version__
+from synth.cli.balance import add_balance
+from synth.cli.card import card
 from synth.cli.display import LiveProgress, plan_tables, summary_table
 from synth.cli.distributed import (
     cancel_job,
@@ -26,6 +28,7 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.export import export_command
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.distributed.queue import JOB_FILE
@@ -197,3 +200,6 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
+main.add_command(export_command)
+main.add_command(card)
+add_balance(main)  # last: it joins a `dataset` group another module may have registered

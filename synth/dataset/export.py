@@ -160,19 +160,9 @@ def _write(
     names: Sequence[str],
 ) -> None:
     """The second pass: the rows the index chose, in reading order, each into its split's file."""
-    chosen = index.chosen()
-    wanted = next(chosen, None)
     rows_in = [0] * len(names)
     readers: dict[str, Callable[[Any], Any]] = {}
-    for number, line in runs.lines(statuses):
-        if wanted is None:
-            break
-        if number < wanted[0]:
-            continue
-        if number > wanted[0]:
-            raise RunError("a run changed while it was exported (a record the index chose is gone); export again")
-        split = wanted[1]
-        wanted = next(chosen, None)
+    for split, line in runs.pick(index.chosen(), statuses):
         row = json.loads(line)
         task = row["task"]
         read = readers.get(task) or readers.setdefault(task, reader(task, shape.reading, fmt.name))
@@ -183,8 +173,6 @@ def _write(
         sink.write(split, _row(fmt, shape, row, fields))
         write_lineage(json.dumps(_lineage(row, names[split], rows_in[split]), ensure_ascii=False) + "\n")
         rows_in[split] += 1
-    if wanted is not None:
-        raise RunError("a run changed while it was exported (records the index chose are gone); export again")
 
 
 def _row(fmt: Format, shape: Shape, row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:

@@ -211,11 +211,11 @@ class RecordIndex:
         while rows := cursor.fetchmany(BATCH_ROWS):
             yield from rows
 
-    def winners(self) -> Iterator[int]:
-        """The ordinal of the kept copy of every record, whatever its status, in reading order."""
-        cursor = self.db.execute("SELECT ordinal FROM records ORDER BY ordinal")
+    def winners(self) -> Iterator[tuple[int, str]]:
+        """(ordinal, status) of the kept copy of every record, in reading order."""
+        cursor = self.db.execute("SELECT ordinal, status FROM records ORDER BY ordinal")
         while rows := cursor.fetchmany(BATCH_ROWS):
-            yield from (n for (n,) in rows)
+            yield from rows
 
     # --- counts a card and a balance report read
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from synth.errors import UserError
+from synth.errors import RunError, UserError
 from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
 
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 RECORD_KINDS = ("accepted", "rejected")
 LINE_BITS, SHARD_BITS, KIND_BITS = 28, 24, 2
+T = TypeVar("T")
 MAX_RUNS = 2 ** (63 - LINE_BITS - SHARD_BITS - KIND_BITS)
 
 
@@ -105,6 +106,21 @@ class RunSet:
                     if number >= 2**LINE_BITS:
                         raise UserError(f"{shard.path}: over {2**LINE_BITS:,} lines in one shard")
                     yield ordinal(shard.run, shard.kind, shard.number, number), line
+
+    def pick(self, chosen: Iterator[tuple[int, T]], kinds: Sequence[str] = RECORD_KINDS) -> Iterator[tuple[T, str]]:
+        """The lines at the ordinals `chosen` names (ascending), each with what came with its ordinal; only these
+        lines are parsed by the caller. RunError when a chosen line is gone (a run changed since it was indexed)."""
+        wanted = next(chosen, None)
+        for number, line in self.lines(kinds):
+            if wanted is None:
+                return
+            if number == wanted[0]:
+                yield wanted[1], line
+                wanted = next(chosen, None)
+            elif number > wanted[0]:
+                break
+        if wanted is not None:
+            raise RunError("a run changed while it was read (a record the index chose is gone); try again")
 
     def failed(self) -> Iterator[dict[str, Any]]:
         """Failed items of every run (a later run may have made them since: the index says)."""
