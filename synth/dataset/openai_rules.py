@@ -112,7 +112,8 @@ def _may_be_over(example: dict[str, Any]) -> bool:
 
 def check_file(path: Path, count: Callable[[str], int] | None = None) -> OpenAIReport:
     """Every line of a JSONL file through the checks; a line that is not JSON counts as `data_type`."""
-    return check_examples((_parsed(line) for line in path.open(encoding="utf-8")), count)
+    with path.open(encoding="utf-8") as lines:
+        return check_examples((_parsed(line) for line in lines), count)
 
 
 def _parsed(line: str) -> Any:

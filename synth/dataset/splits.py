@@ -11,9 +11,11 @@ count is shared out over the categories by their size, and records beyond the co
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from synth.dataset.index import RecordIndex
 from synth.errors import UserError
@@ -61,21 +63,42 @@ class SplitPlan:
             raise UserError(f"split fractions {dict(zip(self.names, self.sizes, strict=True))} must be >0 and sum to 1")
 
     def targets(self, strata: Mapping[str, int]) -> dict[str, list[int]]:
-        """Records wanted per stratum and split; with counts, a last slot for what is left out."""
+        """Records wanted per stratum and split (with counts, a last slot for what is left out): every stratum
+        split in the plan's proportions, and the splits' totals exact."""
+        total = sum(strata.values())
         if not self.is_count:
             weights: dict[tuple[str, ...], float] = {
                 (name,): size for name, size in zip(self.names, self.sizes, strict=True)
             }
-            return {s: list(apportion(n, weights).values()) for s, n in strata.items()}
-        total = sum(strata.values())
+            return controlled_rounding(strata, list(apportion(total, weights).values()))
         if sum(self.sizes) > total:
             raise UserError(f"split counts sum to {int(sum(self.sizes)):,} but only {total:,} records are exported")
-        shares = [apportion(int(size), {(s,): float(n) for s, n in strata.items() if n}) for size in self.sizes]
-        found = {}
-        for stratum, n in strata.items():
-            wanted = [share.get((stratum,), 0) for share in shares]
-            found[stratum] = [*wanted, max(0, n - sum(wanted))]  # rounding may promise a stratum more than it has
-        return found
+        counts = [int(size) for size in self.sizes]
+        return controlled_rounding(strata, [*counts, total - sum(counts)])
+
+
+def controlled_rounding(rows: Mapping[str, int], columns: Sequence[int]) -> dict[str, list[int]]:
+    """Integer cells whose rows sum to `rows` and columns to `columns` (which sum alike), each near its share
+    rows[r] × columns[c] / total: floors first, then the largest remainders, then wherever both still lack."""
+    total = sum(rows.values())
+    exact = {r: [Fraction(n * c, total) if total else Fraction(0) for c in columns] for r, n in rows.items()}
+    cells = {r: [math.floor(x) for x in shares] for r, shares in exact.items()}
+    row_left = {r: rows[r] - sum(cells[r]) for r in rows}
+    column_left = [c - sum(cells[r][i] for r in rows) for i, c in enumerate(columns)]
+    remainders = sorted(((exact[r][i] - cells[r][i], r, i) for r in rows for i in range(len(columns))),
+                        key=lambda t: (-t[0], t[1], t[2]))  # fmt: skip
+    for _, r, i in remainders:
+        if row_left[r] > 0 and column_left[i] > 0:
+            cells[r][i] += 1
+            row_left[r] -= 1
+            column_left[i] -= 1
+    for r in rows:
+        for i in range(len(columns)):
+            moved = min(row_left[r], column_left[i])
+            cells[r][i] += moved
+            row_left[r] -= moved
+            column_left[i] -= moved
+    return cells
 
 
 @dataclass(frozen=True)
