@@ -146,7 +146,7 @@ def draw(folder: Path, stats: CardStats, measures: Measures, targets: dict[str, 
 def front_matter(numbers: dict[str, Any], out: Path) -> str:
     tasks = sorted(numbers["lineage"]["tasks"])
     meta: dict[str, Any] = {
-        "pretty_name": ", ".join(sorted(set(numbers["lineage"]["specs"].values()))) or "synth dataset",
+        "pretty_name": dataset_name(numbers),
         "license": "other",
         "task_categories": sorted({TASK_CATEGORIES.get(t, "text-generation") for t in tasks} or {"text-generation"}),
         "tags": ["synthetic", "synth", *tasks],
@@ -156,6 +156,10 @@ def front_matter(numbers: dict[str, Any], out: Path) -> str:
     if configs:
         meta["configs"] = configs
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n"
+
+
+def dataset_name(numbers: dict[str, Any]) -> str:
+    return ", ".join(sorted({str(run["spec_name"]) for run in numbers["runs"]})) or "synth dataset"
 
 
 def size_category(n: int) -> str:
@@ -213,7 +217,7 @@ def render(n: dict[str, Any], images: dict[str, str]) -> str:
 
 
 def _title(n: dict[str, Any]) -> list[str]:
-    name = ", ".join(sorted(set(n["lineage"]["specs"].values()))) or "synth dataset"
+    name = dataset_name(n)
     tasks = ", ".join(n["lineage"]["tasks"]) or "no"
     runs = len(n["runs"])
     return [f"# {name}", "", f"Synthetic {tasks} data generated and verified by synth {n['synth_version']} "
@@ -360,8 +364,8 @@ def limitations(n: dict[str, Any]) -> list[str]:
     """What a reader must know before training on the data, from what the numbers show and what did not run."""
     found = []
     models = ", ".join(n["lineage"]["models"]) or "the generation model"
-    found.append(f"Synthetic text written by {models}: it carries that model's errors and biases; the verifiers "
-                 "below check what they check, not truth in general.")  # fmt: skip
+    found.append(f"Synthetic text written by {models}: it carries their errors and biases; the verifiers above "
+                 "check what they check, not truth in general.")  # fmt: skip
     if any("mock" in m for m in n["lineage"]["models"]):
         found.append("Made with a mock model: templated text for testing the pipeline, not training data.")
     thin = [name for name, target in n["targets"].items() if n["categories"].get(name, {}).get("accepted", 0) < target]

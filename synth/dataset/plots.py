@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 110
 ACCEPTED, REJECTED, TARGET = "#2a9d8f", "#e76f51", "#264653"
@@ -39,7 +40,8 @@ def counts(path: Path, accepted: Mapping[str, int], targets: Mapping[str, int]) 
     ax.invert_yaxis()
     ax.set_xlabel("records")
     ax.set_title("Accepted records per category against target")
-    ax.legend(loc="lower right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
     return _save(figure, path)
 
 
@@ -60,6 +62,7 @@ def acceptance(path: Path, verifiers: Mapping[str, tuple[int, Mapping[str, int]]
     ax.set_yticks(list(rows), names)
     ax.invert_yaxis()
     ax.set_xlabel("samples judged")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Acceptance by verifier and reason")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
     return _save(figure, path)
@@ -84,6 +87,7 @@ def token_lengths(path: Path, prompts: Sequence[int], responses: Sequence[int], 
         ax.set_title(f"{title} (n={len(values):,})")
         ax.set_xlabel(f"tokens ({tokenizer})")
         ax.set_ylabel("samples")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(figure, path)
 
 
@@ -93,6 +97,7 @@ def nearest_neighbour(path: Path, similarities: Sequence[float]) -> Path:
     ax.hist(similarities, bins=40, range=(min(0.0, min(similarities, default=0.0)), 1.0), color=TARGET)
     ax.set_xlabel("cosine similarity to the nearest other response (all-MiniLM-L6-v2)")
     ax.set_ylabel("responses")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Nearest-neighbour similarity (near 1: near-duplicates)")
     return _save(figure, path)
 
@@ -106,5 +111,6 @@ def scores(path: Path, by_verifier: Mapping[str, Sequence[float]]) -> Path:
         ax.hist(values, bins=min(30, max(5, len(set(values)))), color=ACCEPTED)
         ax.set_title(f"{name} (n={len(values):,})")
         ax.set_xlabel("score")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("samples")
     return _save(figure, path)

@@ -3,7 +3,7 @@ from these, through the real Record model and RunStore.write_batch, so the files
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,16 @@ from synth.store.marker import StageUsage
 from synth.store.run_store import RunStore
 
 
-def run_spec(task: str, categories: Sequence[str], **fields: Any) -> dict[str, Any]:
-    """A valid spec naming these categories (paths like "science/physics"), each with a quota of 1."""
+def run_spec(task: str, categories: Sequence[str] | Mapping[str, int], **fields: Any) -> dict[str, Any]:
+    """A valid spec naming these categories (paths like "science/physics"), each with its quota (default 1)."""
+    quotas = dict(categories) if isinstance(categories, Mapping) else dict.fromkeys(categories, 1)
     topics: dict[str, Any] = {}
-    for category in categories:
+    for category, quota in quotas.items():
         node = topics
         *parents, leaf = category.split("/")
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = 1
+        node[leaf] = quota
     spec = {"name": f"{task}-records", "model": "openai/mock-model", "task": task, "templates": ["t.j2"]}
     return {**spec, "topics": topics, **fields}
 
