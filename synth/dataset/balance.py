@@ -6,7 +6,7 @@ Targets come from a --targets file (YAML or JSON: {category path: records}), els
 sourced leaf's cap); runs of one spec count once (the last one), runs of different specs add up.
 
 Top-up sizing is `synth.topups.sizing` (template yields shrunk toward the category's, the category's toward a
-prior) when that module is installed; until then `_local_items_for`, the same shrinkage with one mean rate.
+prior) when that module is installed; until then `items_for_rate`, the same shrinkage with one mean rate.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _topup(
         return TopupLine(category.category, category.deficit, round(sum(rates) / len(rates), 4), items)
     rate = shrunk_rate(category.items, category.accepted, prior)
     return TopupLine(
-        category.category, category.deficit, round(rate, 4), _local_items_for(category.deficit, rate, margin)
+        category.category, category.deficit, round(rate, 4), items_for_rate(category.deficit, rate, margin)
     )
 
 
@@ -182,7 +182,7 @@ def shrunk_rate(items: int, accepted: int, prior: float) -> float:
     return max(MIN_RATE, (accepted + PRIOR_STRENGTH * prior) / (items + PRIOR_STRENGTH))
 
 
-def _local_items_for(deficit: int, rate: float, margin: float) -> int:
+def items_for_rate(deficit: int, rate: float, margin: float) -> int:
     """The seam `synth.topups.sizing.items_for` fills once installed: items whose expected yield covers the deficit."""
     return math.ceil(deficit * (1 + margin) / rate) if deficit else 0
 
