@@ -170,7 +170,7 @@ def _write(
             fields = shape.build(read(row["sample"]))
         except (KeyError, TypeError) as exc:
             raise RunError(f"record {row['record_id']} ({task}) lacks {exc} for format {fmt.name}") from None
-        sink.write(split, _row(fmt, shape, row, fields))
+        sink.write(split, _row(fmt, shape, row, fields), len(line))
         write_lineage(json.dumps(_lineage(row, names[split], rows_in[split]), ensure_ascii=False) + "\n")
         rows_in[split] += 1
 

@@ -18,11 +18,13 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 ROW_GROUP_ROWS = 10_000
-ROW_GROUP_BYTES = 64 << 20  # long-context rows: a row group also closes at about this many bytes of text
+ROW_GROUP_BYTES = 32 << 20  # long-context rows: a row group also closes at about this many bytes of text
 
 
 class Sink(Protocol):
-    def write(self, split: int, row: dict[str, Any]) -> None: ...
+    def write(self, split: int, row: dict[str, Any], size: int = 0) -> None:
+        """`size`: about how many bytes the row holds (its stored line's length), for row-group sizing."""
+        ...
 
     def close(self) -> dict[str, dict[str, Any]]:
         """Closes every file; returns {relative path: {"rows", "sha256"}} of what it wrote."""
@@ -46,7 +48,7 @@ class JsonlSink:
         self.digests = [hashlib.sha256() for _ in names]
         self.rows = [0] * len(names)
 
-    def write(self, split: int, row: dict[str, Any]) -> None:
+    def write(self, split: int, row: dict[str, Any], size: int = 0) -> None:
         line = json.dumps(row, ensure_ascii=False) + "\n"
         self.handles[split].write(line)
         self.digests[split].update(line.encode())
@@ -72,9 +74,9 @@ class ParquetSink:
         self.buffered_bytes = [0] * len(names)
         self.rows = [0] * len(names)
 
-    def write(self, split: int, row: dict[str, Any]) -> None:
+    def write(self, split: int, row: dict[str, Any], size: int = 0) -> None:
         self.buffers[split].append(row)
-        self.buffered_bytes[split] += _text_bytes(row)
+        self.buffered_bytes[split] += size
         if len(self.buffers[split]) >= ROW_GROUP_ROWS or self.buffered_bytes[split] >= ROW_GROUP_BYTES:
             self._flush(split)
 
@@ -104,8 +106,8 @@ class HfSink:
         work.mkdir(parents=True, exist_ok=True)
         self.parquet = ParquetSink(work, names, schema)
 
-    def write(self, split: int, row: dict[str, Any]) -> None:
-        self.parquet.write(split, row)
+    def write(self, split: int, row: dict[str, Any], size: int = 0) -> None:
+        self.parquet.write(split, row, size)
 
     def close(self) -> dict[str, dict[str, Any]]:
         import datasets  # type: ignore[import-untyped]
@@ -122,9 +124,3 @@ class HfSink:
         shutil.rmtree(self.work / "cache", ignore_errors=True)
         rows = {f"{name}.parquet": name for name in self.names}
         return {f"{rows[file]}/": {"rows": info["rows"]} for file, info in written.items()}
-
-
-def _text_bytes(row: dict[str, Any]) -> int:
-    return sum(len(v) for v in row.values() if isinstance(v, str)) + sum(
-        len(m.get("content", "")) for v in row.values() if isinstance(v, list) for m in v if isinstance(m, dict)
-    )
