@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from synth import __version__
-from synth.dataset.formats import Format, Shape, arrow_schema, format_named, resolve_shape
+from synth.dataset.formats import Format, Shape, arrow_schema, check_tasks, format_named, resolve_shape
 from synth.dataset.index import RecordIndex
 from synth.dataset.kinds import metadata_of, reader
 from synth.dataset.openai_rules import OpenAIReport, check_file
@@ -111,14 +111,10 @@ def _export(
     index.add(runs.rows(), _usable(shape, fmt.name) if options.include_rejected else None)
     index.settle()
     index.keep_statuses(statuses)
+    check_tasks(fmt, shape, index.kept_tasks())  # the records' own tasks, in case a spec does not say them all
     capped = index.cap(options.cap_per_category, options.seed) if options.cap_per_category is not None else 0
     outcome = assign(index, options.splits, options.seed)
-    records = {"read": index.rows_read, "distinct": index.count(), "duplicates": index.duplicates}
-    records |= {
-        "unusable_rejected": index.count("usable = 0 AND status = 'rejected'") if options.include_rejected else 0
-    }
-    records |= {"capped": capped, "exported": sum(sum(c.values()) for c in outcome.counts.values())}
-    report = ExportReport(staging, fmt, shape.name, _run_info(runs), records, outcome)
+    report = ExportReport(staging, fmt, shape.name, _run_info(runs), _counts(index, capped, outcome), outcome)
     sink = _sink(fmt, shape, staging, options.splits.names)
     with (staging / LINEAGE_FILE).open("w", encoding="utf-8") as lineage:
         _write(runs, index, statuses, shape, fmt, sink, lineage.write, options.splits.names)
@@ -126,6 +122,17 @@ def _export(
     if fmt.name == "openai":
         report.openai = _openai_check(staging, options.splits.names)
     return report
+
+
+def _counts(index: RecordIndex, capped: int, outcome: SplitOutcome) -> dict[str, int]:
+    return {
+        "read": index.rows_read,
+        "distinct": index.count(),
+        "duplicates": index.duplicates,
+        "unusable_rejected": index.count("usable = 0 AND status = 'rejected'"),
+        "capped": capped,
+        "exported": sum(sum(c.values()) for c in outcome.counts.values()),
+    }
 
 
 def _usable(shape: Shape, format_name: str) -> Callable[[dict[str, Any]], bool]:

@@ -123,10 +123,15 @@ def resolve_shape(fmt: Format, tasks: Sequence[str]) -> Shape:
     if name is None:
         name = "dpo" if tasks and all(_has(t, "pair") and not _has(t, "chat") for t in tasks) else "messages"
     shape = SHAPES[name]
-    label = fmt.name if fmt.container == "jsonl" else f"{fmt.name} --shape {name}"
+    check_tasks(fmt, shape, tasks)
+    return shape
+
+
+def check_tasks(fmt: Format, shape: Shape, tasks: Sequence[str]) -> None:
+    """A UserError naming the first task whose records `shape` cannot hold."""
+    label = fmt.name if fmt.container == "jsonl" else f"{fmt.name} --shape {shape.name}"
     for task in tasks:
         reader(task, shape.reading, label)
-    return shape
 
 
 def _has(task: str, reading: Reading) -> bool:
