@@ -11,6 +11,7 @@ from rich.table import Table
 from synth.cli.exits import handles_errors
 from synth.dataset.export import ExportOptions, ExportReport, export
 from synth.dataset.formats import FORMATS, SHAPES
+from synth.dataset.openai_rules import MAX_EXAMPLE_TOKENS, MIN_EXAMPLES
 from synth.dataset.splits import SplitPlan
 
 console = Console(highlight=False)
@@ -60,6 +61,18 @@ def export_table(report: ExportReport) -> Table:
     return table
 
 
+def openai_note(report: ExportReport) -> str:
+    check = report.openai
+    assert check is not None
+    if check.is_valid:
+        return f"OpenAI format check: ok ({check.examples:,} examples)"
+    found = [f"{n:,} {error}" for error, n in check.errors.items()]
+    found += [f"{check.over_token_limit:,} over {MAX_EXAMPLE_TOKENS:,} tokens"] if check.over_token_limit else []
+    train = sum(report.split.counts[report.split.names[0]].values())
+    found += [f"{train:,} training examples: OpenAI needs at least {MIN_EXAMPLES}"] if check.too_few_examples else []
+    return "OpenAI format check: " + "; ".join(found)
+
+
 def export_notes(report: ExportReport) -> list[str]:
     records, split = report.records, report.split
     notes = [f"{records['exported']:,} exported of {records['distinct']:,} distinct records"]
@@ -68,7 +81,6 @@ def export_notes(report: ExportReport) -> list[str]:
     notes += [f"{split.left_out:,} beyond the split counts"] if split.left_out else []
     notes += [f"{split.groups:,} source groups, {split.shared_groups} shared between splits"]
     if report.openai is not None:
-        check = report.openai
-        notes += ["OpenAI format check: ok" if check.is_valid else f"OpenAI format check: {check.as_dict()}"]
+        notes.append(openai_note(report))
     notes += [f"files: {', '.join(report.files)}, lineage.jsonl, export.json"]
     return notes

@@ -353,7 +353,7 @@ def _lineage(n: dict[str, Any]) -> list[str]:
         ["created", " to ".join(x for x in lin["created"] if x) or "—"],
     ]
     return ["## Lineage", "", "Every record's full lineage is in the runs (and in an export's lineage.jsonl).", "",
-            *table(["", ""], rows)]  # fmt: skip
+            *table(["of the accepted records", ""], rows)]  # fmt: skip
 
 
 def _limitations(n: dict[str, Any]) -> list[str]:

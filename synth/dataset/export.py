@@ -218,7 +218,7 @@ def _openai_check(staging: Path, names: Sequence[str]) -> OpenAIReport:
         total.over_token_limit += found.over_token_limit
         total.too_few_examples = total.too_few_examples or (found.too_few_examples and name == names[0])
     if not total.is_valid:
-        logger.warning("openai format check: %s", total.as_dict())
+        logger.info("openai format check: %s", total.as_dict())
     return total
 
 

@@ -17,6 +17,7 @@ import heapq
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,16 @@ class VerifierStats:
             "changed_records": self.changed,
             "spans_by_kind": dict(self.spans_by_kind.most_common()),
         }
+
+
+def verifier_labels(verdicts: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each verdict with its verifier's name; a verifier the chain runs twice (length on two fields) is told
+    apart by its place: `length`, then `length #2`."""
+    seen: Counter[str] = Counter()
+    for verdict in verdicts:
+        name = str(verdict["verifier"])
+        seen[name] += 1
+        yield (name if seen[name] == 1 else f"{name} #{seen[name]}"), verdict
 
 
 @dataclass
@@ -192,8 +203,8 @@ class CardStats:
 
     def add_record(self, row: dict[str, Any]) -> None:
         category = self.categories.setdefault(category_of(row), CategoryStats())
-        for verdict in row.get("verdicts") or []:
-            self.verifiers.setdefault(str(verdict["verifier"]), VerifierStats()).add(verdict)
+        for label, verdict in verifier_labels(row.get("verdicts") or []):
+            self.verifiers.setdefault(label, VerifierStats()).add(verdict)
         if row["status"] == "rejected":
             category.rejected += 1
             category.rejected_by_reason[row.get("reason") or "unknown"] += 1
