@@ -16,6 +16,8 @@ from rich.panel import Panel
 
 from synth import __version__
 from synth.cli.api import api
+from synth.cli.balance import add_balance
+from synth.cli.card import card
 from synth.cli.display import LiveProgress, plan_tables, summary_table
 from synth.cli.distributed import (
     cancel_job,
@@ -27,6 +29,7 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.export import export_command
 from synth.cli.options import default_out, set_option, spec_argument
 from synth.cli.preview import preview
 from synth.cli.serve import serve_model
@@ -230,3 +233,6 @@ main.add_command(verify)
 main.add_command(api)
 main.add_command(topup_command)
 main.add_command(dataset)
+main.add_command(export_command)
+main.add_command(card)
+add_balance(main)  # last: it joins a `dataset` group another module may have registered
