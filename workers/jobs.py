@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from rq import get_current_job
 
+from synth.dedup.index import publish
 from synth.distributed import keys
 from synth.distributed.connect import connect_async
 from synth.distributed.queue import QueuedJob, batch_from_json, enqueue_verify, is_cancelled, load_job
@@ -72,6 +73,7 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
+        publish(job.spec.dedup_index, job.out)
     return marker.counts.model_dump()
 
 

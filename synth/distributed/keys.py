@@ -51,3 +51,10 @@ def rate_bucket(model: str, kind: str) -> str:
 def rq_job_id(stage: str, job_id: str, batch_id: str) -> str:
     """Deterministic RQ job ids: enqueueing a batch twice names the same RQ job, never a second one."""
     return f"{PREFIX}-{stage}-{job_id}-{batch_id}"
+
+
+def buckets(job_id: str, namespace: str) -> list[str]:
+    """A run's bucket index (near and semantic dedup), four keys per namespace: owner -> sequence (hash),
+    sequence -> owner and payload (hash), the sequence counter, and bucket -> packed sequences (hash)."""
+    base = f"{PREFIX}:buckets:{job_id}:{namespace}"
+    return [f"{base}:seq", f"{base}:payload", f"{base}:counter", f"{base}:members"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from synth.dedup.index import publish
 from synth.errors import ModelError
 from synth.llm import LLMClient
 from synth.pipeline import JobContext, run_batch
@@ -70,6 +71,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
             ctx.on_item = lambda item: progress.count_generated()
             try:
                 await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
+                await asyncio.to_thread(publish, spec.dedup_index, out)
             finally:
                 await ctx.aclose()
         finally:

@@ -18,7 +18,7 @@ ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # changing them (or raising a quota) keeps every item id and a rerun picks up where the last one stopped. A
 # changed verifier chain re-verifies: batch markers record the chain they passed (`verifier_fingerprint`).
 EXECUTION_FIELDS = frozenset(
-    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers"}
+    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers", "dedup_index"}
 )
 
 
@@ -205,6 +205,12 @@ class JobSpec(StrictModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     batch_size: int = Field(32, ge=1, le=10_000, description="Items per batch: the unit of storage and of resume.")
     output: OutputSpec = Field(default_factory=OutputSpec)
+    dedup_index: str | None = Field(
+        None,
+        min_length=1,
+        description="A cross-run dedup index (a name under $SYNTH_INDEX_DIR, or a path): near_dedup rejects what "
+        "earlier runs in it accepted, and this run's accepted records join it when the run completes.",
+    )
 
     @field_validator("topics")
     @classmethod
