@@ -25,10 +25,11 @@ from synth.dedup.text import normalize
 
 Hashes = npt.NDArray[np.uint32]
 Signatures = npt.NDArray[np.uint32]
-_WORD_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
-                              0x94D049BB133111EB, 0xBF58476D1CE4E5B9, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
-                              0x85EBCA77C2B2AE63, 0xD6E8FEB86659FD93], dtype=np.uint64)  # fmt: skip
-MAX_SHINGLE = len(_WORD_MULTIPLIERS)
+# Odd 64-bit multipliers, one per position in an n-gram (fixed: hashes must agree across processes and runs).
+_WORD_MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(
+    2
+) + np.uint64(1)
+MAX_NGRAM = len(_WORD_MULTIPLIERS)
 
 
 _WORD_CACHE: dict[str, int] = {}
@@ -45,11 +46,10 @@ def word_hash(word: str) -> int:
     return found
 
 
-def shingle_hashes(text: str, size: int) -> Hashes:
-    """The sorted, distinct 32-bit hashes of the text's word shingles (one shingle if it has fewer words)."""
-    words = normalize(text).split()
+def ngram_hashes(words: Sequence[str], size: int) -> npt.NDArray[np.uint64]:
+    """64-bit hashes of every run of `size` consecutive words, in order (one of all words if there are fewer)."""
     if not words:
-        return np.zeros(0, dtype=np.uint32)
+        return np.zeros(0, dtype=np.uint64)
     cache = _WORD_CACHE
     ids = np.array([cache[w] if w in cache else word_hash(w) for w in words], dtype=np.uint64)
     width = min(size, len(words))
@@ -58,7 +58,12 @@ def shingle_hashes(text: str, size: int) -> Hashes:
     for offset in range(width):
         mixed += ids[offset : offset + count] * _WORD_MULTIPLIERS[offset]
     mixed ^= mixed >> np.uint64(29)
-    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
+    return mixed
+
+
+def shingle_hashes(text: str, size: int) -> Hashes:
+    """The sorted, distinct 32-bit hashes of the text's word shingles (one shingle if it has fewer words)."""
+    return np.unique((ngram_hashes(normalize(text).split(), size) >> np.uint64(32)).astype(np.uint32))
 
 
 def jaccard(a: Hashes, b: Hashes) -> float:
@@ -125,7 +130,7 @@ class Sketcher:
         """(n, bands) 64-bit keys, one per band: a mix of the band's rows and its index."""
         bands, rows = self.layout
         used = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
-        weighted = used * _WORD_MULTIPLIERS[:rows] if rows <= MAX_SHINGLE else _row_mix(used)
+        weighted = used * _WORD_MULTIPLIERS[:rows] if rows <= MAX_NGRAM else _row_mix(used)
         mixed: npt.NDArray[np.uint64] = weighted.sum(axis=2, dtype=np.uint64)
         mixed += np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         mixed ^= mixed >> np.uint64(31)

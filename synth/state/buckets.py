@@ -82,6 +82,6 @@ class BucketLookup:
                 found += members[members < seq][:limit].tolist()
         recent = self.recent
         for bucket in buckets:
-            if members := recent.get(bucket):
-                found += [s for s in members if s < seq][:limit]
+            if recent_members := recent.get(bucket):
+                found += [s for s in recent_members if s < seq][:limit]
         return list(dict.fromkeys(found))

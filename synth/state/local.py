@@ -63,12 +63,9 @@ class LocalState:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                known = dict(
-                    self._db.execute(
-                        f"SELECT owner, seq FROM bucket_entries WHERE ns = ? AND owner IN ({','.join('?' * len(owners))})",
-                        (ns, *owners),
-                    ).fetchall()
-                )
+                marks = ",".join("?" * len(owners))
+                query = f"SELECT owner, seq FROM bucket_entries WHERE ns = ? AND owner IN ({marks})"
+                known = dict(self._db.execute(query, (ns, *owners)).fetchall())
                 found = [self._enter(ns, lookup, entry, known, limit) for entry in entries]
         except BaseException:
             self._lookups.pop(namespace, None)  # the transaction rolled back: rebuild from what was committed
