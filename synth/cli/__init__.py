@@ -26,6 +26,7 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.index import index
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.distributed.queue import JOB_FILE
@@ -196,4 +197,5 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 
 main.add_command(serve_model)
 main.add_command(topics)
+main.add_command(index)
 main.add_command(worker)
