@@ -59,6 +59,9 @@ async def test_a_rerun_gives_every_record_its_first_verdict(state, tmp_path):
 async def test_paraphrases_of_one_parent_are_not_duplicates_unless_the_option_says_so(state):
     siblings = [record("p1", BASE, parents=("src",)), record("p2", NEAR, parents=("src",))]
     assert [v.passed for v in await near(state).verify_batch(siblings)] == [True, True]
+
+
+async def test_same_family_counts_paraphrases_of_one_parent_as_duplicates(state):
     strict = await near(state, same_family=True).verify_batch(
         [record("q1", BASE, parents=("s",)), record("q2", NEAR, parents=("s",))]
     )
