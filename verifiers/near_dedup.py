@@ -55,6 +55,11 @@ class NearDedupVerifier(BaseVerifier):
         if context.dedup_index:
             self.index = cross_run.load(cross_run.index_path(context.dedup_index), options.threshold)
 
+    @classmethod
+    def preload_index(cls, options: NearDedupOptions, dedup_index: str) -> None:
+        """Loads the spec's cross-run index before work horses fork (a worker calls it with the job's spec)."""
+        cross_run.load(cross_run.index_path(dedup_index), options.threshold)
+
     async def verify_batch(self, records: Sequence[Record]) -> list[Verdict]:
         texts = [sample_text(r.sample, self.fields) for r in records]
         hashes = [self.sketcher.hashes(text) for text in texts]

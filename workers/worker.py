@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 
-from rq import Queue, Worker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
@@ -15,6 +15,7 @@ from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.llm.pricing import cost_map
 from synth.llm.transport import import_litellm
 from synth.verify import registry as verify
+from workers.preload import PreloadingWorker
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def start_worker(
     preload(stage)
     conn = connect_checked(resolved)
     queue = Queue(keys.QUEUES[stage], connection=conn, serializer=JSONSerializer)
-    worker = Worker(
+    worker = PreloadingWorker(
         [queue],
         connection=conn,
         serializer=JSONSerializer,

@@ -40,7 +40,7 @@ class BucketLookup:
     members, merged into the arrays when it grows. What LocalState keeps per namespace (its SQLite rows are the
     durable copy it is rebuilt from)."""
 
-    MERGE_AT = 1 << 16
+    MERGE_AT = 1 << 18
 
     def __init__(self) -> None:
         self.keys = np.zeros(0, dtype=np.uint64)
@@ -58,30 +58,49 @@ class BucketLookup:
         if self.recent_size >= self.MERGE_AT:
             self.merge()
 
+    def enter(
+        self, buckets: Sequence[Sequence[int]], seqs: Sequence[int], fresh: Sequence[bool], limit: int
+    ) -> list[list[int]]:
+        """For each entry in order: the members entered before its sequence that share one of its buckets (the
+        earliest `limit` per bucket, each once); a fresh entry then joins its buckets, so later entries of the
+        same call see it. The sorted arrays are searched once for the whole call."""
+        found: list[list[int]] = [[] for _ in buckets]
+        if len(self.keys):
+            wanted = np.fromiter((b for keys in buckets for b in keys), dtype=np.uint64)
+            owner = np.repeat(np.arange(len(buckets)), [len(keys) for keys in buckets])
+            starts = np.searchsorted(self.keys, wanted, side="left")
+            stops = np.searchsorted(self.keys, wanted, side="right")
+            for i in np.flatnonzero(stops > starts).tolist():
+                members, entry = self.seqs[starts[i] : stops[i]], int(owner[i])
+                found[entry] += members[members < seqs[entry]][:limit].tolist()
+        recent = self.recent
+        for entry, (keys, seq, is_fresh) in enumerate(zip(buckets, seqs, fresh, strict=True)):
+            for bucket in keys:
+                members_of = recent.get(bucket)
+                if members_of:
+                    found[entry] += [s for s in members_of if s < seq][:limit]
+                if is_fresh:
+                    if members_of is None:
+                        recent[bucket] = [seq]
+                    else:
+                        members_of.append(seq)
+            if is_fresh:
+                self.recent_size += len(keys)
+        if self.recent_size >= self.MERGE_AT:
+            self.merge()
+        return [list(dict.fromkeys(f)) for f in found]
+
     def add_many(self, keys: npt.NDArray[np.uint64], seqs: npt.NDArray[np.int64]) -> None:
-        self.keys = np.concatenate([self.keys, keys])
-        self.seqs = np.concatenate([self.seqs, seqs])
-        order = np.lexsort((self.seqs, self.keys))
-        self.keys, self.seqs = self.keys[order], self.seqs[order]
+        """Merges members into the sorted arrays in O(size): new sequences are the highest, so each goes after
+        the equal keys already there and every bucket stays in sequence order."""
+        order = np.lexsort((seqs, keys))
+        keys, seqs = keys[order], seqs[order]
+        places = np.searchsorted(self.keys, keys, side="right")
+        self.keys = np.insert(self.keys, places, keys)
+        self.seqs = np.insert(self.seqs, places, seqs)
 
     def merge(self) -> None:
         keys = np.fromiter((k for k, seqs in self.recent.items() for _ in seqs), np.uint64, self.recent_size)
         seqs = np.fromiter((s for members in self.recent.values() for s in members), np.int64, self.recent_size)
         self.recent, self.recent_size = {}, 0
         self.add_many(keys, seqs)
-
-    def earlier(self, buckets: Sequence[int], seq: int, limit: int) -> list[int]:
-        """The members entered before `seq` of each bucket (the earliest `limit` per bucket), each once."""
-        found: list[int] = []
-        if len(self.keys):
-            wanted = np.asarray(buckets, dtype=np.uint64)
-            starts = np.searchsorted(self.keys, wanted, side="left")
-            stops = np.searchsorted(self.keys, wanted, side="right")
-            for i in np.flatnonzero(stops > starts).tolist():
-                members = self.seqs[starts[i] : stops[i]]
-                found += members[members < seq][:limit].tolist()
-        recent = self.recent
-        for bucket in buckets:
-            if recent_members := recent.get(bucket):
-                found += [s for s in recent_members if s < seq][:limit]
-        return list(dict.fromkeys(found))

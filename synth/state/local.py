@@ -65,24 +65,24 @@ class LocalState:
                 self._db.execute("BEGIN IMMEDIATE")
                 marks = ",".join("?" * len(owners))
                 query = f"SELECT owner, seq FROM bucket_entries WHERE ns = ? AND owner IN ({marks})"
-                known = dict(self._db.execute(query, (ns, *owners)).fetchall())
-                found = [self._enter(ns, lookup, entry, known, limit) for entry in entries]
+                known: dict[str, int] = dict(self._db.execute(query, (ns, *owners)).fetchall())
+                (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM bucket_entries").fetchone()
+                fresh, rows = [], []
+                for entry in entries:  # an owner already entered (or twice in this call) keeps its first place
+                    fresh.append(entry.owner not in known)
+                    if fresh[-1]:
+                        last = known[entry.owner] = last + 1
+                        blob = np.asarray(entry.buckets, dtype=np.uint64).tobytes()
+                        rows.append((last, ns, entry.owner, entry.payload, blob))
+                self._db.executemany(
+                    "INSERT INTO bucket_entries (seq, ns, owner, payload, buckets) VALUES (?, ?, ?, ?, ?)", rows
+                )
+                seqs = [known[e.owner] for e in entries]
+                found = lookup.enter([e.buckets for e in entries], seqs, fresh, limit)
         except BaseException:
             self._lookups.pop(namespace, None)  # the transaction rolled back: rebuild from what was committed
             raise
         return self._payloads(found)
-
-    def _enter(self, ns: int, lookup: BucketLookup, entry: BucketEntry, known: dict[str, int], limit: int) -> list[int]:
-        seq = known.get(entry.owner)
-        if seq is None:
-            blob = np.asarray(entry.buckets, dtype=np.uint64).tobytes()
-            cursor = self._db.execute(
-                "INSERT INTO bucket_entries (ns, owner, payload, buckets) VALUES (?, ?, ?, ?)",
-                (ns, entry.owner, entry.payload, blob),
-            )
-            seq = known[entry.owner] = int(cursor.lastrowid or 0)
-            lookup.add(entry.buckets, seq)
-        return lookup.earlier(entry.buckets, seq, limit)
 
     def _payloads(self, found: list[list[int]]) -> list[Earlier]:
         wanted = sorted({s for seqs in found for s in seqs})
