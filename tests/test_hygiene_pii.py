@@ -39,7 +39,8 @@ def pii(state, **options):
 async def test_scrub_replaces_each_entity_with_its_placeholder_and_records_types_spans_hashes(state):
     (verdict,) = await pii(state).verify_batch([record("a", TEXT)])
     scrubbed = "Mail <EMAIL> or call <PHONE>. Server <IP_ADDRESS>, key <API_KEY>, IBAN <IBAN>."
-    assert verdict.passed and verdict.replacement is not None
+    assert verdict.passed
+    assert verdict.replacement is not None
     assert verdict.replacement["output"] == scrubbed
     (change,) = verdict.changes
     assert change.kinds == ["EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "API_KEY", "IBAN_CODE"]
@@ -61,7 +62,9 @@ async def test_cards_failing_luhn_and_ignored_types_are_left_alone(state):
     verifier = pii(state, actions={"EMAIL_ADDRESS": "ignore"})
     text = f"Order 4111 1111 1111 1112 shipped; write to {EMAIL}."
     (verdict,) = await verifier.verify_batch([record("a", text)])
-    assert verdict.passed and verdict.changes == [] and verdict.replacement is None
+    assert verdict.passed
+    assert verdict.changes == []
+    assert verdict.replacement is None
 
 
 async def test_every_text_field_is_checked_and_clean_samples_pass_untouched(state):
@@ -69,7 +72,8 @@ async def test_every_text_field_is_checked_and_clean_samples_pass_untouched(stat
         [record("a", "All good here.", instruction=f"Email {EMAIL} the summary."), record("b", "Nothing.")]
     )
     assert [c.field for c in verdicts[0].changes] == ["instruction"]
-    assert verdicts[1].passed and verdicts[1].changes == []
+    assert verdicts[1].passed
+    assert verdicts[1].changes == []
 
 
 def test_an_unknown_entity_type_is_an_options_error(state):
@@ -80,10 +84,8 @@ def test_an_unknown_entity_type_is_an_options_error(state):
 def test_a_run_stores_no_raw_pii_anywhere_in_a_record(tmp_path, mock_llm):
     sample = {"instruction": f"Contact {EMAIL} about card {CARD}.", "input": "", "output": f"Call {PHONE}."}
     mock_llm.when_prompt_contains("", Behaviour(content=json.dumps(sample)))
-    spec = write_spec(
-        tmp_path,
-        base_spec(mock_llm.url, topics={"support": 2}, verifiers=[{"name": "pii", "actions": {"PHONE_NUMBER": "reject"}}]),
-    )
+    verifiers = [{"name": "pii", "actions": {"PHONE_NUMBER": "reject"}}]
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics={"support": 2}, verifiers=verifiers))
     asyncio.run(run_locally(spec, tmp_path / "run"))
     rows = shard_rows(tmp_path / "run", "accepted") + shard_rows(tmp_path / "run", "rejected")
     assert [r["reason"] for r in rows] == ["pii_found", "pii_found"]

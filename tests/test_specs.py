@@ -121,6 +121,7 @@ def test_spec_id_ignores_field_order():
         ("retry", {"max_attempts": 1, "max_wait_s": 5}),
         ("api_base", "http://127.0.0.1:1234/v1"),
         ("transport", "direct"),
+        ("dedup_index", "support-bot"),
         ("description", "a new description"),
         ("topics", {"science": {"physics": 40, "biology": 3}, "cooking": 3}),
         ("topics", {"science": {"physics": {"quota": 1}, "biology": 3}, "cooking": 300}),
@@ -490,9 +491,12 @@ MALFORMED = [
     ),
     Malformed(
         "unknown_verifier",
-        yaml_file(edited("  - exact_dedup", "  - near_dedup")),
+        yaml_file(edited("  - exact_dedup", "  - fuzzy_dedup")),
         SpecError,
-        ("verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: code_exec, exact_dedup, length",),
+        (
+            "verifiers[1] (line 15): unknown verifier 'fuzzy_dedup'; installed: code_exec, decontaminate, "
+            "exact_dedup, length, near_dedup, pii, semantic_dedup",
+        ),
     ),
     Malformed(
         "negative_verifier_option",

@@ -36,8 +36,11 @@ async def verify_all(texts: list[str], state_dir: Path, options: dict[str, Any])
         rejected.update({first + i: v.details for i, v in enumerate(verdicts) if not v.passed})
     elapsed = time.perf_counter() - start
     state.close()
-    state_bytes = sum(p.stat().st_size for p in state_dir.glob("state.sqlite*"))
-    return rejected, elapsed, state_bytes
+    return rejected, elapsed, state_bytes(state_dir)
+
+
+def state_bytes(state_dir: Path) -> int:
+    return sum(p.stat().st_size for p in state_dir.glob("state.sqlite*"))
 
 
 def cosines(corpus: Corpus) -> dict[str, float]:
