@@ -59,6 +59,10 @@ def row() -> dict[str, Any]:
     start = time.perf_counter()
     model.encode(corpus.texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     raw_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for first in range(0, len(corpus.texts), BATCH):  # the batches the verifier sees: no length sort across them
+        model.encode(corpus.texts[first : first + BATCH], batch_size=64, normalize_embeddings=True)
+    raw_batched_s = time.perf_counter() - start
     results: dict[str, Any] = {}
     for threshold in (0.9, 0.85):
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +73,7 @@ def row() -> dict[str, Any]:
             "false_removals": sum(i in rejected for i in corpus.distinct()),
             "throughput_rps": round(len(corpus.texts) / ours_s, 1),
             "vs_raw_encode": round(raw_s / ours_s, 3),
+            "vs_raw_encode_same_batches": round(raw_batched_s / ours_s, 3),
             "state_bytes": state_bytes,
         }
     default = results["0.9"]
@@ -82,6 +87,7 @@ def row() -> dict[str, Any]:
         "throughput_rps": default["throughput_rps"],
         "raw_encode_rps": round(len(corpus.texts) / raw_s, 1),
         "vs_raw_encode": default["vs_raw_encode"],
+        "vs_raw_encode_same_batches": default["vs_raw_encode_same_batches"],
         "by_threshold": results,
         "reworded_cosine": cosines(corpus),
         "state_bytes_1m_extrapolated": default["state_bytes"] * 1_000_000 // len(corpus.texts),
