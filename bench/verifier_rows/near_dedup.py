@@ -22,6 +22,7 @@ from synth.verify.registry import build
 
 SIZE = 100_000
 BATCH = 32
+REDIS_SAMPLE = 20_000
 OPTIONS: dict[str, Any] = {"threshold": 0.6, "shingle_size": 3, "num_perm": 128}
 
 
@@ -57,6 +58,46 @@ async def verify_all(texts: list[str], state_dir: Path, options: dict[str, Any])
     elapsed = time.perf_counter() - start
     state.close()
     return rejected, elapsed
+
+
+async def redis_enter(texts: list[str], url: str, options: dict[str, Any]) -> float:
+    import redis.asyncio as aioredis
+
+    from synth.state.redis import RedisState
+
+    client = aioredis.Redis.from_url(url)
+    state = RedisState(client, "bench")
+    verifier = build("near_dedup", options, context(state))
+    batch_records = records(texts)
+    start = time.perf_counter()
+    for first in range(0, len(texts), BATCH):
+        await verifier.verify_batch(batch_records[first : first + BATCH])
+    elapsed = time.perf_counter() - start
+    await client.aclose()
+    return elapsed
+
+
+def redis_cost(texts: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """The distributed path: the same verifier over a RedisState on a throwaway redis-server (used_memory delta)."""
+    import redis
+
+    from synth.testing.cluster import RedisServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp)).start()
+        try:
+            client = redis.Redis.from_url(server.url)
+            before = int(client.info("memory")["used_memory"])
+            elapsed = asyncio.run(redis_enter(texts, server.url, options))
+            used = int(client.info("memory")["used_memory"]) - before
+        finally:
+            server.stop()
+    return {
+        "records": len(texts),
+        "throughput_rps": round(len(texts) / elapsed),
+        "used_memory_bytes": used,
+        "bytes_1m_extrapolated": used * 1_000_000 // len(texts),
+    }
 
 
 def scores(corpus: Corpus, removed: set[int] | dict[int, Any]) -> dict[str, Any]:
@@ -96,6 +137,7 @@ def row() -> dict[str, Any]:
         "datasketch_alone": scores(corpus, base_removed),
         "state_bytes_100k": state_bytes,
         "state_bytes_1m_extrapolated": state_bytes * 10,
+        "redis_state": redis_cost(corpus.texts[:REDIS_SAMPLE], OPTIONS),
         "label_source": "generated copies of cleaned real passages (bench/hygiene_corpus.py)",
     }
 

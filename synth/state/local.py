@@ -99,9 +99,12 @@ class LocalState:
         if namespace not in self._lookups:
             lookup = self._lookups[namespace] = BucketLookup()
             rows = self._db.execute("SELECT seq, buckets FROM bucket_entries WHERE ns = ? ORDER BY seq", (ns,))
+            keys, seqs = [], []
             for seq, blob in rows:
-                keys = np.frombuffer(blob, dtype=np.uint64)
-                lookup.add(keys.tolist(), seq)
+                keys.append(np.frombuffer(blob, dtype=np.uint64))
+                seqs.append(np.full(len(keys[-1]), seq, dtype=np.int64))
+            if keys:
+                lookup.main.insert(np.concatenate(keys), np.concatenate(seqs))
         return int(ns), self._lookups[namespace]
 
     def close(self) -> None:
