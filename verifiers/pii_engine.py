@@ -28,6 +28,9 @@ PLACEHOLDERS = {
     "LOCATION": "<LOCATION>",
 }
 NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+# Regions whose national formats a phone number may be written in (presidio's default is 8 of them).
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "CH", "AU", "BR", "IL", "IN", "CA", "NL", "SE", "DK", "NO",
+                 "CZ", "PL", "HU", "AT", "BE", "IE", "NZ", "MX")  # fmt: skip
 API_KEY_PATTERNS = {
     "openai": r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}",
     "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
@@ -78,8 +81,9 @@ def analyzer(ner_model: str | None = None) -> Any:
     engine: Any = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model or "blank:en"}])
     engine.nlp = {"en": _spacy_pipeline(spacy, ner_model)}  # never `load()`: it downloads missing models
     registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (EmailRecognizer, PhoneRecognizer, CreditCardRecognizer, IbanRecognizer, IpRecognizer):
+    for recognizer in (EmailRecognizer, CreditCardRecognizer, IbanRecognizer, IpRecognizer):
         registry.add_recognizer(recognizer())
+    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
     registry.add_recognizer(UsSsnRecognizer())
     registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "API_KEY", API_KEY_PATTERNS, 0.8))
     registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "STREET_ADDRESS", ADDRESS_PATTERNS, 0.6))

@@ -114,12 +114,15 @@ def scores(corpus: Corpus, removed: set[int] | dict[int, Any]) -> dict[str, Any]
 
 def row() -> dict[str, Any]:
     corpus = planted(SIZE, exact=0.16, near=0.16, reworded=0.16)
-    base_removed, base_s = datasketch_alone(corpus.texts, **OPTIONS)
-    with tempfile.TemporaryDirectory() as tmp:
-        rejected, ours_s = asyncio.run(verify_all(corpus.texts, Path(tmp), OPTIONS))
-        state_bytes = (Path(tmp) / "state.sqlite").stat().st_size + sum(
-            p.stat().st_size for p in Path(tmp).glob("state.sqlite-*")
-        )
+    # Best of two runs each, alternated: the machine is shared, and the least disturbed run is the fair one.
+    base_s = ours_s = float("inf")
+    for _ in range(2):
+        base_removed, seconds = datasketch_alone(corpus.texts, **OPTIONS)
+        base_s = min(base_s, seconds)
+        with tempfile.TemporaryDirectory() as tmp:
+            rejected, seconds = asyncio.run(verify_all(corpus.texts, Path(tmp), OPTIONS))
+            ours_s = min(ours_s, seconds)
+            state_bytes = sum(p.stat().st_size for p in Path(tmp).glob("state.sqlite*"))
     right_original = sum(
         1 for i, details in rejected.items() if corpus.duplicate_of.get(i) is not None
     )  # rejected copies (any earlier member of their group counts)

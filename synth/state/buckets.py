@@ -91,7 +91,7 @@ class BucketLookup:
     merged into every call (both O(size) inserts), so a call costs a few numpy passes whatever its size. What
     LocalState keeps per namespace; its SQLite rows are the durable copy it is rebuilt from."""
 
-    MERGE_AT = 1 << 18
+    MERGE_AT = 1 << 16  # about sqrt(2 x members x keys per call) at a million members: the two costs balance
 
     def __init__(self) -> None:
         self.main = SortedMembers()
