@@ -23,7 +23,7 @@ from synth.store.run_store import RunStore
 from synth.tasks import Task
 from synth.tasks.base import Generation, Rejected, screen_output
 from synth.verify.chain import run_chain
-from synth.verify.protocol import ClaimIndex, Verifier, VerifierContext
+from synth.verify.protocol import RunState, Verifier, VerifierContext
 from synth.verify.registry import build
 from synth.verify.resources import Resources
 
@@ -44,17 +44,19 @@ class Verification:
 
     @classmethod
     def create(
-        cls, prepared: PreparedJob, store: RunStore, claims: ClaimIndex, resources: Resources, job_id: str
+        cls, prepared: PreparedJob, store: RunStore, state: RunState, resources: Resources, job_id: str
     ) -> Verification:
-        """The verifier chain of the job, with the run's shared claims, the model's tokenizer and the resources."""
+        """The verifier chain of the job, with the run's shared state, the model's tokenizer and the resources."""
         task, model = prepared.task, prepared.spec.model
         context = VerifierContext(
-            claims=claims,
+            claims=state,
             count_tokens=lambda text: token_counter(model)(text),
             text_fields=task.text_fields,
             resources=resources,
             task=task.name,
             prompt_fields=task.prompt_fields,
+            buckets=state,
+            dedup_index=prepared.spec.dedup_index,
         )
         verifiers = [build(name, opts.model_dump(), context) for name, opts in prepared.verifier_options]
         return cls(verifiers, store, job_id, prepared.spec.verifier_fingerprint, resources)
@@ -100,12 +102,12 @@ class JobContext:
 
     @classmethod
     def create(
-        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, claims: ClaimIndex, run_id: str, job_id: str
+        cls, prepared: PreparedJob, store: RunStore, llm: LLMClient, state: RunState, run_id: str, job_id: str
     ) -> JobContext:
         """Both stages in one process: verifiers' model clients share the generation client's cache."""
         resources = Resources(lambda config: LLMClient(config, cache=llm.cache))
         ctx = cls.for_generation(prepared, store, llm, run_id, job_id)
-        ctx.verification = Verification.create(prepared, store, claims, resources, job_id)
+        ctx.verification = Verification.create(prepared, store, state, resources, job_id)
         return ctx
 
     async def aclose(self) -> None:

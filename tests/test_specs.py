@@ -121,6 +121,7 @@ def test_spec_id_ignores_field_order():
         ("retry", {"max_attempts": 1, "max_wait_s": 5}),
         ("api_base", "http://127.0.0.1:1234/v1"),
         ("transport", "direct"),
+        ("dedup_index", "support-bot"),
         ("description", "a new description"),
         ("topics", {"science": {"physics": 40, "biology": 3}, "cooking": 3}),
         ("topics", {"science": {"physics": {"quota": 1}, "biology": 3}, "cooking": 300}),

@@ -247,8 +247,8 @@ def test_registry_finds_builtin_verifiers_by_entry_point():
 
 def test_registry_unknown_verifier_is_a_user_error():
     with pytest.raises(UserError) as caught:
-        verify.plugin("near_dedup")
-    assert str(caught.value).startswith("unknown verifier 'near_dedup'; installed: ")
+        verify.plugin("fuzzy_dedup")
+    assert str(caught.value).startswith("unknown verifier 'fuzzy_dedup'; installed: ")
     assert "exact_dedup" in str(caught.value)
     assert "length" in str(caught.value)
 

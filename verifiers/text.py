@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+
+# Defined in the core, which the cross-run dedup index also uses; re-exported for the verifiers.
+from synth.dedup.text import normalize as normalize
+from synth.dedup.text import sample_text as sample_text
 
 _PUNCT_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -68,17 +70,6 @@ STOPWORDS: dict[str, frozenset[str]] = {
     }.items()
 }
 MIN_WORDS_FOR_LANGUAGE = 8  # fewer words than this say too little about a language to judge it
-
-
-def sample_text(sample: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """The named text fields of a sample joined by blank lines; missing or non-text fields count as empty."""
-    return "\n\n".join(str(sample[f]) for f in fields if isinstance(sample.get(f), str) and sample[f])
-
-
-def normalize(text: str) -> str:
-    """Case, width, punctuation and whitespace folded away: what makes two texts 'the same' to a reader."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _PUNCT_SPACE.sub(" ", folded).strip()
 
 
 def without_code_blocks(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from rq import get_current_job
 
+from synth.dedup.index import publish
 from synth.distributed import keys
 from synth.distributed.call_stats import add_call_stats
 from synth.distributed.connect import connect_async
@@ -83,6 +84,7 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dic
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
         request_finalize(conn, job_id, job.out, job.spec)
+        publish(job.spec.dedup_index, job.out)  # after finalize's request: a rejected record must not join
     return marker.counts.model_dump()
 
 

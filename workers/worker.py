@@ -50,7 +50,10 @@ def warm(stage: str, ready: ReadyJob) -> None:
             import_litellm()
         return
     for name, options in prepared.verifier_options:
-        verify.plugin(name).preload(options)
+        cls: Any = verify.plugin(name)
+        cls.preload(options)
+        if prepared.spec.dedup_index and hasattr(cls, "preload_index"):  # the cross-run index, read once here
+            cls.preload_index(options, prepared.spec.dedup_index)
 
 
 class SynthWorker(Worker):

@@ -30,6 +30,7 @@ from synth.cli.distributed import (
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.export import export_command
+from synth.cli.index import index
 from synth.cli.options import default_out, set_option, spec_argument
 from synth.cli.preview import preview
 from synth.cli.serve import serve_model
@@ -228,6 +229,7 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 main.add_command(preview)
 main.add_command(serve_model)
 main.add_command(topics)
+main.add_command(index)
 main.add_command(worker)
 main.add_command(verify)
 main.add_command(api)

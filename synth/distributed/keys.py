@@ -130,3 +130,10 @@ def topup_tick(dataset_key: str, slot: int) -> str:
 def rq_topup_id(dataset_key: str, slot: int) -> str:
     """The deterministic RQ id of a dataset's top-up for one schedule slot."""
     return f"{PREFIX}-topup-{dataset_key}-{slot}"
+
+
+def buckets(job_id: str, namespace: str) -> list[str]:
+    """A run's bucket index (near and semantic dedup), four keys per namespace: owner -> sequence (hash),
+    sequence -> owner and payload (hash), the sequence counter, and bucket -> packed sequences (hash)."""
+    base = f"{PREFIX}:buckets:{job_id}:{namespace}"
+    return [f"{base}:seq", f"{base}:payload", f"{base}:counter", f"{base}:members"]

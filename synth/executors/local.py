@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from synth.dedup.index import publish
 from synth.errors import StoreError, SynthError
 from synth.llm import LLMClient
 from synth.llm.checks import require_credentials
@@ -79,6 +80,7 @@ async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | No
             try:
                 await _run_batches(iter_batches(prepared, info["batch_size"]), ctx, progress, observer)
                 await _finalize(ctx, progress)
+                await asyncio.to_thread(publish, spec.dedup_index, out)
             finally:
                 await ctx.aclose()
         finally:

@@ -28,7 +28,18 @@ ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # changed verifier chain re-verifies: batch markers record the chain they passed (`verifier_fingerprint`).
 # `dataset` says where accepted records count, not what they are.
 EXECUTION_FIELDS = frozenset(
-    {"concurrency", "rate_limit", "retry", "batch_size", "output", "transport", "api_base", "verifiers", "dataset"}
+    {
+        "concurrency",
+        "rate_limit",
+        "retry",
+        "batch_size",
+        "output",
+        "transport",
+        "api_base",
+        "verifiers",
+        "dataset",
+        "dedup_index",
+    }
 )
 
 
@@ -232,6 +243,12 @@ class JobSpec(StrictModel):
         return api_base
 
     _key_variable = field_validator("api_key_env")(check_key_variable)
+    dedup_index: str | None = Field(
+        None,
+        min_length=1,
+        description="A cross-run dedup index (a name under $SYNTH_INDEX_DIR, or a path): near_dedup rejects what "
+        "earlier runs in it accepted, and this run's accepted records join it when the run completes.",
+    )
 
     @field_validator("topics")
     @classmethod

@@ -8,15 +8,54 @@ SETs): a batch asks for all its items' answers at once, and a command apiece cos
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from synth.distributed import keys
+from synth.state.buckets import BucketEntry, Earlier
 from synth.state.coalescer import Coalescer
 
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
 WRITE_LINGER_S = 0.005
+
+# One script per batch of entries: Redis runs it atomically, so the sequence order is the order entries were
+# entered in, across every worker. Buckets hold their members' sequences packed as 4-byte big-endian integers,
+# in rising order (appended), so "entered before me" is a prefix of each bucket.
+ENTER_SCRIPT = """
+local seqs, payloads, counter, members = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, i = {}, 3
+while i <= #ARGV do
+  local owner, payload, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local seq, fresh = redis.call('HGET', seqs, owner), false
+  if seq then
+    seq = tonumber(seq)
+  else
+    seq, fresh = redis.call('INCR', counter), true
+    redis.call('HSET', seqs, owner, seq)
+    redis.call('HSET', payloads, seq, owner .. '\0' .. payload)
+  end
+  local seen, order = {}, {}
+  for b = i, i + count - 1 do
+    local packed = redis.call('HGET', members, ARGV[b]) or ''
+    local taken, pos = 0, 1
+    while pos <= #packed and taken < limit do
+      local s = struct.unpack('>I4', packed, pos)
+      if s >= seq then break end
+      if not seen[s] then seen[s] = true; order[#order + 1] = s end
+      taken, pos = taken + 1, pos + 4
+    end
+    if fresh then redis.call('HSET', members, ARGV[b], packed .. struct.pack('>I4', seq)) end
+  end
+  i = i + count
+  if #order > 0 then out[#out + 1] = redis.call('HMGET', payloads, unpack(order)) else out[#out + 1] = {} end
+end
+for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
+return out
+"""
 
 
 class RedisState:
@@ -63,5 +102,18 @@ class RedisState:
             held: list[bytes | None] = await pipe.execute()
         return held
 
+    async def enter(self, namespace: str, entries: Sequence[BucketEntry], limit: int) -> list[Earlier]:
+        args: list[bytes | str | int] = [limit, STATE_TTL_S]
+        for entry in entries:
+            args += [entry.owner, entry.payload, len(entry.buckets), *(b.to_bytes(8, "big") for b in entry.buckets)]
+        script = self.client.register_script(ENTER_SCRIPT)
+        replies = await script(keys=keys.buckets(self.job_id, namespace), args=args)
+        return [[_owner_and_payload(raw) for raw in reply] for reply in replies]
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _owner_and_payload(raw: bytes) -> tuple[str, bytes]:
+    owner, _, payload = raw.partition(b"\0")
+    return owner.decode(), payload

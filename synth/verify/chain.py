@@ -20,9 +20,9 @@ async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> Non
         survivors = []
         for record, verdict in zip(standing, verdicts, strict=True):
             record.verdicts.append(verdict)
+            if verdict.replacement is not None:  # a transforming verifier (a PII scrub): later ones see the result,
+                record.sample = verdict.replacement  # and a rejected record is stored rewritten too
             if verdict.passed:
-                if verdict.replacement is not None:  # a transforming verifier (a PII scrub): later ones see the result
-                    record.sample = verdict.replacement
                 survivors.append(record)
             else:
                 record.status, record.reason = "rejected", verdict.reason

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from synth.records import Record, Verdict
+from synth.state.buckets import BucketIndex
 from synth.verify.resources import Resources
 
 ResourceName = Literal["llm", "embedder", "sandbox"]
@@ -28,6 +29,10 @@ class ClaimIndex(Protocol):
         ...
 
 
+class RunState(ClaimIndex, BucketIndex, Protocol):
+    """A run's shared state as verifiers see it: claims and the bucket index (LocalState, RedisState)."""
+
+
 @dataclass(frozen=True)
 class VerifierContext:
     """What a verifier may use: the run's shared claims, the job's token counter, the task's text fields
@@ -39,6 +44,10 @@ class VerifierContext:
     resources: Resources = field(default_factory=Resources)
     task: str = ""
     prompt_fields: tuple[str, ...] = ()
+    buckets: BucketIndex | None = None
+    """The run's shared bucket index (the same state as `claims`); None where there is no run state."""
+    dedup_index: str | None = None
+    """The spec's `dedup_index`: a cross-run index of what earlier runs of the dataset accepted."""
 
 
 class VerifierOptions(BaseModel):

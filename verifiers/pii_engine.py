@@ -1,0 +1,109 @@
+"""The PII analyzer: presidio-analyzer with pattern recognizers that need no model, plus an optional spaCy NER.
+
+No spaCy model is on PyPI from spaCy's authors (en_core_web_sm ships from their GitHub releases; the PyPI
+copies are third-party uploads of unclear provenance), so by default the NLP engine is a blank English spaCy
+pipeline (a tokenizer, for presidio's context words) and every recognizer is a pattern with a validator:
+email, phone (Google's libphonenumber via `phonenumbers`), credit card (Luhn), IBAN (mod-97), IP, US SSN, plus
+ours for API-key-like secrets and street addresses. `ner_model` names an installed spaCy package (e.g. one
+installed with `python -m spacy download en_core_web_sm`) to add presidio's PERSON and LOCATION.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from synth.errors import UserError
+
+PLACEHOLDERS = {
+    "EMAIL_ADDRESS": "<EMAIL>",
+    "PHONE_NUMBER": "<PHONE>",
+    "CREDIT_CARD": "<CREDIT_CARD>",
+    "IBAN_CODE": "<IBAN>",
+    "IP_ADDRESS": "<IP_ADDRESS>",
+    "US_SSN": "<SSN>",
+    "API_KEY": "<API_KEY>",
+    "STREET_ADDRESS": "<ADDRESS>",
+    "PERSON": "<PERSON>",
+    "LOCATION": "<LOCATION>",
+}
+NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+# Regions whose national formats a phone number may be written in (presidio's default is 8 of them).
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "CH", "AU", "BR", "IL", "IN", "CA", "NL", "SE", "DK", "NO",
+                 "CZ", "PL", "HU", "AT", "BE", "IE", "NZ", "MX")  # fmt: skip
+API_KEY_PATTERNS = {
+    "openai": r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}",
+    "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    "github": r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+    "slack": r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+    "google": r"\bAIza[0-9A-Za-z_-]{35}\b",
+    "stripe": r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
+    "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    "assigned_secret": r"(?i)(?<=\b(?:api[_-]?key|secret|token|password|passwd)\s*[:=]\s*['\"]?)[A-Za-z0-9_\-/+=]{16,}",
+}
+STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|Parkway|"
+    r"Pkwy|Highway|Hwy|Square|Sq|Circle|Cir|Trail|Trl|Crescent|Close|Alley|Row|Gardens|Hill|Park)"
+)
+ADDRESS_PATTERNS = {
+    "us_street": rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'.-]*\s+){{1,4}}{STREET_SUFFIX}\b\.?"
+    r"(?:,?\s+(?:Apt\.?|Suite|Unit)\s*#?\d+)?",
+    "continental": r"\b(?:Rue|Via|Calle|Avenida|Rua|Viale|Piazza|Chemin|Boulevard)\s+"
+    r"(?:[A-Za-zÀ-ÿ'.-]+\s+){0,4}\d{1,5}\b",
+    "po_box": r"\bP\.?\s?O\.?\s+Box\s+\d{1,6}\b",
+}
+
+
+def supported(ner_model: str | None) -> frozenset[str]:
+    return frozenset(PLACEHOLDERS) - (frozenset() if ner_model else NER_ENTITIES)
+
+
+@cache
+def analyzer(ner_model: str | None = None) -> Any:
+    """The presidio AnalyzerEngine for this NER choice, built once per process (preload builds it pre-fork)."""
+    import spacy
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        SpacyRecognizer,
+        UsSsnRecognizer,
+    )
+
+    # presidio validates email domains with tldextract, whose default fetches the public suffix list over the
+    # network; the snapshot inside the package is what we use.
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    engine: Any = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model or "blank:en"}])
+    engine.nlp = {"en": _spacy_pipeline(spacy, ner_model)}  # never `load()`: it downloads missing models
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in (EmailRecognizer, CreditCardRecognizer, IbanRecognizer, IpRecognizer):
+        registry.add_recognizer(recognizer())
+    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
+    registry.add_recognizer(UsSsnRecognizer())
+    registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "API_KEY", API_KEY_PATTERNS, 0.8))
+    registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "STREET_ADDRESS", ADDRESS_PATTERNS, 0.6))
+    if ner_model:
+        registry.add_recognizer(SpacyRecognizer(supported_entities=sorted(NER_ENTITIES)))
+    return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
+
+
+def _spacy_pipeline(spacy: Any, ner_model: str | None) -> Any:
+    if not ner_model:
+        return spacy.blank("en")
+    try:
+        return spacy.load(ner_model)
+    except OSError:
+        raise UserError(
+            f"pii: the spaCy model {ner_model!r} is not installed; install it (python -m spacy download "
+            f"{ner_model}) or drop `ner_model` to detect without names"
+        ) from None
+
+
+def _patterns(recognizer: Any, pattern: Any, entity: str, patterns: dict[str, str], score: float) -> Any:
+    found = [pattern(name=name, regex=regex, score=score) for name, regex in patterns.items()]
+    return recognizer(supported_entity=entity, patterns=found, name=f"synth_{entity.lower()}")
