@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,8 @@ class Behaviour:
     finish_reason: str | None = None
     broken_body: bool = False
     delay_s: float | None = None
+    responder: Callable[[dict[str, Any]], str] | None = None
+    """Computes the reply from the request body (a scripted judge reading its prompt): wins over `content`."""
 
 
 @dataclass
@@ -176,6 +179,8 @@ async def _respond(state: MockState, body: dict[str, Any], key: str) -> web.Resp
         headers = {"Retry-After": f"{behaviour.retry_after:g}"} if behaviour.retry_after is not None else {}
         return web.json_response({"error": {"message": "scripted failure"}}, status=behaviour.status, headers=headers)
     content = behaviour.content if behaviour.content is not None else default_reply(key, body)
+    if behaviour.responder is not None:
+        content = behaviour.responder(body)
     if behaviour.broken_body:
         return web.Response(text='{"id": "x", "choices": [{"message": {"content": "', content_type="application/json")
     state.served += 1
