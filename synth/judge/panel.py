@@ -108,15 +108,13 @@ class Panel:
 
     async def score(self, context: Sequence[Fenced], candidate: Sequence[Fenced]) -> Scores:
         variables = {"criteria": self.criteria, "context": list(context), "candidate": list(candidate)}
-        names = list(self.options.criteria)
-        results = await asyncio.gather(
-            *(
-                self._ask(
-                    client, POINTWISE_TEMPLATE, variables, PointwiseAnswer, lambda t, f: parse_pointwise(t, f, names)
-                )
-                for client in self.clients
-            )
-        )
+        names, retries = list(self.options.criteria), self.options.parse_retries
+
+        def parse(text: str, finish: str | None) -> dict[str, Any]:
+            return parse_pointwise(text, finish, names)
+
+        asks = (ask(c, POINTWISE_TEMPLATE, variables, PointwiseAnswer, parse, retries) for c in self.clients)
+        results = await asyncio.gather(*asks)
         spend, errors, by_judge, rationales = Spend(), {}, {}, {}
         for label, (parsed, call_spend, error) in zip(self.labels, results, strict=True):
             spend.merge(call_spend)
@@ -153,7 +151,7 @@ class Panel:
             return parse_pairwise(text, finish, names)
 
         calls = [
-            self._ask(client, PAIRWISE_TEMPLATE, variables(x, y), PairwiseAnswer, parse)
+            ask(client, PAIRWISE_TEMPLATE, variables(x, y), PairwiseAnswer, parse, self.options.parse_retries)
             for client in self.clients
             for x, y in ((a, b), (b, a))
         ]
@@ -171,31 +169,33 @@ class Panel:
         winners = _majority(by_judge, names) if len(by_judge) >= self.options.needed else {}
         return Comparison(winners, by_judge, errors, flips, spend)
 
-    async def _ask(
-        self,
-        client: LLMClient,
-        template: str,
-        variables: dict[str, Any],
-        answer: type[BaseModel],
-        parse: Callable[[str, str | None], ParsedT],
-    ) -> tuple[ParsedT | None, Spend, str]:
-        """One judge's parsed answer (None when it failed), what its fresh calls cost, and why it failed."""
-        json_mode = client.output_mode(answer).is_json
-        messages = bundled_template(template).render({**variables, "json_mode": json_mode})
-        spend, error = Spend(), ""
-        for attempt in range(self.options.parse_retries + 1):
-            try:
-                completion = await client.complete(messages, client.params.seed + attempt, answer)
-            except ModelError as exc:
-                if exc.is_fatal:
-                    raise
-                return None, spend, f"model_error: {exc}"[:500]
-            spend.add(completion)
-            try:
-                return parse(completion.text, completion.finish_reason), spend, ""
-            except ParseError as exc:
-                error = f"unparseable: {exc}"[:500]
-        return None, spend, error
+
+async def ask(
+    client: LLMClient,
+    template: str,
+    variables: dict[str, Any],
+    answer: type[BaseModel],
+    parse: Callable[[str, str | None], ParsedT],
+    retries: int = 1,
+) -> tuple[ParsedT | None, Spend, str]:
+    """One judge's parsed answer to a bundled prompt (None when it failed), what its fresh calls cost, and why it
+    failed. An answer that does not parse is asked again with the next seed, `retries` times."""
+    json_mode = client.output_mode(answer).is_json
+    messages = bundled_template(template).render({**variables, "json_mode": json_mode})
+    spend, error = Spend(), ""
+    for attempt in range(retries + 1):
+        try:
+            completion = await client.complete(messages, client.params.seed + attempt, answer)
+        except ModelError as exc:
+            if exc.is_fatal:
+                raise
+            return None, spend, f"model_error: {exc}"[:500]
+        spend.add(completion)
+        try:
+            return parse(completion.text, completion.finish_reason), spend, ""
+        except ParseError as exc:
+            error = f"unparseable: {exc}"[:500]
+    return None, spend, error
 
 
 def _both_orders(first: str, second: str) -> dict[str, Any]:
