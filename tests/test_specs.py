@@ -492,7 +492,10 @@ MALFORMED = [
         "unknown_verifier",
         yaml_file(edited("  - exact_dedup", "  - near_dedup")),
         SpecError,
-        ("verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: code_exec, exact_dedup, length",),
+        (
+            "verifiers[1] (line 15): unknown verifier 'near_dedup'; installed: backtranslation_check, code_exec, "
+            "exact_dedup, judge, length, meaning_preserved, realism",
+        ),
     ),
     Malformed(
         "negative_verifier_option",
