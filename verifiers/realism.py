@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from synth.errors import UserError
@@ -26,8 +26,10 @@ from synth.verify.protocol import BaseVerifier, ResourceName, VerifierContext, V
 
 
 class RealismOptions(VerifierOptions):
-    model: str | None = Field(None, description="A model saved by `synth realism fit` (path from the working dir).")
-    real: str | None = Field(None, description="Real examples to fit on inside the run, at finalize.")
+    model: str | None = Field(None, description="A model saved by `synth realism fit` (relative to the spec).")
+    real: str | None = Field(
+        None, description="Real examples to fit on inside the run, at finalize (relative to the spec)."
+    )
     real_field: str = Field("text", description="The text of a real row (JSON key, CSV column).")
     min_p_real: float | None = Field(None, ge=0, le=1, description="Least p(real) a sample needs.")
     keep_top_fraction: float | None = Field(
@@ -35,6 +37,15 @@ class RealismOptions(VerifierOptions):
     )
     fields: list[str] | None = Field(None, description="Sample fields scored, joined; default: the task's text fields.")
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, min_length=1)
+
+    @field_validator("model", "real")
+    @classmethod
+    def _from_spec_folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A relative path is relative to the spec's folder (as `inputs:` are), made absolute for the workers."""
+        base_dir = (info.context or {}).get("base_dir")
+        if value is None or base_dir is None or Path(value).is_absolute():
+            return value
+        return str((Path(base_dir) / value).resolve())
 
     @model_validator(mode="after")
     def _one_source_one_rule(self) -> RealismOptions:
