@@ -18,6 +18,8 @@ MIN_SCRIPT_SHARE = 0.5
 MIN_WORDS = 3
 # Distinct stopwords: one shared one ("a", "de") says little; two of one language and none of the other say much.
 MIN_HITS = 2
+ENGLISH_HOMOGRAPHS = frozenset({"a", "as", "do", "no", "in", "on", "so", "die", "also", "an", "be", "me", "will"})
+"""Stopwords of other languages that are English words too ("I do like a novel" is not Portuguese)."""
 
 
 def language_mismatch(text: str, expected: str) -> dict[str, Any] | None:
@@ -32,7 +34,7 @@ def language_mismatch(text: str, expected: str) -> dict[str, Any] | None:
     tokens = words(text)
     if code not in STOPWORDS or len(tokens) < MIN_WORDS:
         return None
-    distinct = set(tokens)
+    distinct = set(tokens) - ENGLISH_HOMOGRAPHS
     hits = {lang: len(distinct & stop) for lang, stop in STOPWORDS.items()}
     detected = max(hits, key=hits.__getitem__)
     if detected == code or hits[detected] < MIN_HITS or hits[detected] < 2 * hits[code]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from synth.judge.fence import fence
 from synth.judge.panel import Spend, ask
 from synth.llm.client import LLMClient
-from synth.tasks.base import extract_json, validated
 
 EQUIVALENCE_TEMPLATE = "judge/equivalence.j2"
 DifferenceKind = Literal["number", "name", "negation", "omission", "addition", "other", "none"]
@@ -20,12 +19,19 @@ class EquivalenceAnswer(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    difference: str = Field("", max_length=1000)
-    kind: DifferenceKind = "other"
+    difference: str
+    kind: DifferenceKind
     equivalent: bool
+
+    @field_validator("difference", mode="before")
+    @classmethod
+    def _trimmed(cls, value: object) -> object:
+        return value.strip()[:1000] if isinstance(value, str) else value
 
 
 def parse_equivalence(text: str, finish_reason: str | None) -> EquivalenceAnswer:
+    from synth.tasks.base import extract_json, validated  # at call time: synth.tasks imports synth.judge
+
     return validated(EquivalenceAnswer, extract_json(text, finish_reason), text)
 
 

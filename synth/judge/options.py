@@ -49,6 +49,9 @@ class PanelOptions(BaseModel):
         None, ge=1, description="Judges that must answer for a verdict (default: all); the rest may fail to parse."
     )
     parse_retries: int = Field(1, ge=0, le=5, description="Re-asks (new seed) when a judge's answer does not parse.")
+    rationale: bool = Field(
+        True, description="Ask for a rationale before each score; false: scores only (cheaper; small models cope)."
+    )
 
     @field_validator("judges", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from synth.errors import ModelError, ParseError
 from synth.judge.fence import Fenced
 from synth.judge.options import PanelOptions, judge_labels
-from synth.judge.rubric import PairwiseAnswer, PointwiseAnswer, parse_pairwise, parse_pointwise
+from synth.judge.rubric import answer_schema, parse_pairwise, parse_pointwise
 from synth.llm.client import Completion, LLMClient
 from synth.prompts import BUNDLED_PROMPTS, PromptLibrary, Template
 from synth.records import Usage
@@ -105,15 +105,19 @@ class Panel:
         self.clients = list(clients)
         self.labels = judge_labels(options.judges)
         self.criteria = [{"name": n, "description": options.description(n)} for n in options.criteria]
+        self.shown = {"criteria": self.criteria, "rationale": options.rationale}
+        names = tuple(options.criteria)
+        self.pointwise = answer_schema("pointwise", names, options.rationale)
+        self.pairwise = answer_schema("pairwise", names, options.rationale)
 
     async def score(self, context: Sequence[Fenced], candidate: Sequence[Fenced]) -> Scores:
-        variables = {"criteria": self.criteria, "context": list(context), "candidate": list(candidate)}
+        variables = {**self.shown, "context": list(context), "candidate": list(candidate)}
         names, retries = list(self.options.criteria), self.options.parse_retries
 
         def parse(text: str, finish: str | None) -> dict[str, Any]:
             return parse_pointwise(text, finish, names)
 
-        asks = (ask(c, POINTWISE_TEMPLATE, variables, PointwiseAnswer, parse, retries) for c in self.clients)
+        asks = (ask(c, POINTWISE_TEMPLATE, variables, self.pointwise, parse, retries) for c in self.clients)
         results = await asyncio.gather(*asks)
         spend, errors, by_judge, rationales = Spend(), {}, {}, {}
         for label, (parsed, call_spend, error) in zip(self.labels, results, strict=True):
@@ -145,13 +149,13 @@ class Panel:
         names = list(self.options.criteria)
 
         def variables(first: Sequence[Fenced], second: Sequence[Fenced]) -> dict[str, Any]:
-            return {"criteria": self.criteria, "context": list(context), "a": list(first), "b": list(second)}
+            return {**self.shown, "context": list(context), "a": list(first), "b": list(second)}
 
         def parse(text: str, finish: str | None) -> dict[str, Any]:
             return parse_pairwise(text, finish, names)
 
         calls = [
-            ask(client, PAIRWISE_TEMPLATE, variables(x, y), PairwiseAnswer, parse, self.options.parse_retries)
+            ask(client, PAIRWISE_TEMPLATE, variables(x, y), self.pairwise, parse, self.options.parse_retries)
             for client in self.clients
             for x, y in ((a, b), (b, a))
         ]
