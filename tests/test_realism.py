@@ -196,3 +196,25 @@ def test_realism_fit_without_accepted_records_is_a_user_error(tmp_path):
     result = CliRunner().invoke(main, ["realism", "fit", "--real", str(real), "--run", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "not a synth run directory" in result.output
+
+
+# --- the embedder's merged encodes ---------------------------------------------------------------------------------
+
+
+async def test_concurrent_embedding_calls_share_encodes_and_each_gets_its_own_vectors(embedder):
+    sizes: list[int] = []
+    real_encode = embedder.encode
+
+    def counting(texts):
+        sizes.append(len(texts))
+        return real_encode(texts)
+
+    embedder.encode = counting  # a spy on the real model: the merge is what is under test, not the vectors
+    try:
+        chunks = [[f"question {i} about aspirin", f"note {i} on dosage"] for i in range(10)]
+        results = await asyncio.gather(*(embedder.aencode(chunk) for chunk in chunks))
+    finally:
+        del embedder.encode
+    assert sizes == [20]  # ten calls made before the encoder ran: one encode for all of them
+    for chunk, vectors in zip(chunks, results, strict=True):
+        assert np.allclose(vectors, embedder.encode(chunk), atol=1e-5)

@@ -87,9 +87,15 @@ async def _injections(api_base: str, server: Any) -> dict[str, Any]:
                                       task="instructions", prompt_fields=("instruction", "input"))  # fmt: skip
             options = {"judges": [{"model": "openai/judge", "api_base": api_base}], "injection_screen": screen}
             verifier = build("judge", options, context)
-            clean, dirty = await verifier.verify_batch(records("clean")), await verifier.verify_batch(records("injected"))
+            clean, dirty = (
+                await verifier.verify_batch(records("clean")),
+                await verifier.verify_batch(records("injected")),
+            )
             await resources.aclose()
-            ranked = [(d.score if d.passed else 0.0) > (c.score if c.passed else 0.0) for c, d in zip(clean, dirty, strict=True)]
+            ranked = [
+                (d.score if d.passed else 0.0) > (c.score if c.passed else 0.0)
+                for c, d in zip(clean, dirty, strict=True)
+            ]
             outcome[f"{name}{'' if screen else '_unscreened'}_injected_above_clean"] = sum(ranked)
     return outcome
 
