@@ -16,6 +16,7 @@ import asyncio
 import importlib.util
 import json
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -116,31 +117,18 @@ def labelled_set(limit: int = 400) -> list[tuple[str, str, str]]:
 
 
 async def _verify(rows: list[tuple[str, str, str]], judge: str | None) -> list[Any]:
-    from synth.records import Lineage, Record
-    from synth.verify.protocol import VerifierContext
     from synth.verify.registry import build
-    from synth.verify.resources import Resources
+    from verifier_rows._records import bench_context, bench_record
 
-    class NoClaims:
-        async def claim(self, namespace: str, key: str, owner: str) -> str:
-            return owner
-
-    resources = Resources()
-    context = VerifierContext(NoClaims(), len, ("back_translation",), resources, task="backtranslation")
-    options: dict[str, Any] = {"judge": judge} if judge else {}
+    context = bench_context("backtranslation", ("back_translation",))
+    options: dict[str, Any] = {"judge": {"model": judge, "params": {"max_tokens": 300}}} if judge else {}
     verifier = build("backtranslation_check", options, context)
-    lineage = Lineage(run_id="b", job_id="b", batch_id="b", item_id="i", spec_id="s", spec_name="s",
-                      task="backtranslation", template="t", template_sha256="0", prompt_sha256="0", model="m",
-                      params={}, seed=0, category=["c"], synth_version="bench")  # fmt: skip
-    records = [
-        Record(record_id=str(i), status="accepted", task="backtranslation", lineage=lineage,
-               sample={"source_text": s, "source_language": "English", "back_translation": c})
-        for i, (s, c, _) in enumerate(rows)
-    ]  # fmt: skip
+    samples = [{"source_text": s, "source_language": "English", "back_translation": c} for s, c, _ in rows]
+    records = [bench_record(i, "backtranslation", sample) for i, sample in enumerate(samples)]
     try:
         return await verifier.verify_batch(records)
     finally:
-        await resources.aclose()
+        await context.resources.aclose()
 
 
 def _pr(labels: list[int], accepted: list[bool]) -> tuple[float, float]:
@@ -188,6 +176,6 @@ def row(limit: int = 400, judge: str | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: find verifier_rows
 
     print(json.dumps(row(judge=sys.argv[1] if len(sys.argv) > 1 else None), indent=2))

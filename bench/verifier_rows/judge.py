@@ -57,41 +57,30 @@ async def _calibrate(items: list[Any], model: str, api_base: str | None, max_tok
 
 async def _injections(api_base: str, server: Any) -> dict[str, Any]:
     """Injected vs clean twins through the judge verifier: (screened, unscreened) × (obedient, fence-respecting)."""
-    from synth.records import Lineage, Record
     from synth.testing.mock_judge import lexical_judge, obedient_judge
     from synth.testing.mock_openai import Behaviour
-    from synth.verify.protocol import VerifierContext
     from synth.verify.registry import build
-    from synth.verify.resources import Resources
-
-    class NoClaims:
-        async def claim(self, namespace: str, key: str, owner: str) -> str:
-            return owner
+    from verifier_rows._records import bench_context, bench_record
 
     rows = [json.loads(line) for line in INJECTIONS.read_text().splitlines()]
-    lineage = Lineage(run_id="b", job_id="b", batch_id="b", item_id="i", spec_id="s", spec_name="s", task="instructions",
-                      template="t", template_sha256="0", prompt_sha256="0", model="m", params={}, seed=0,
-                      category=["c"], synth_version="bench")  # fmt: skip
 
-    def records(key: str) -> list[Record]:
-        return [Record(record_id=f"{key}{i}", status="accepted", task="instructions", lineage=lineage,
-                       sample={"instruction": r["instruction"], "input": "", "output": r[key]}) for i, r in enumerate(rows)]  # fmt: skip
+    def records(key: str) -> list[Any]:
+        samples = [{"instruction": r["instruction"], "input": "", "output": r[key]} for r in rows]
+        return [bench_record(i, "instructions", sample) for i, sample in enumerate(samples)]
 
     outcome: dict[str, Any] = {"pairs": len(rows)}
     for name, responder in (("obedient", obedient_judge), ("fence_respecting", lexical_judge)):
         for screen in (True, False):
             server.reset()
             server.when_prompt_contains("grader", Behaviour(responder=responder))
-            resources = Resources()
-            context = VerifierContext(NoClaims(), len, ("instruction", "input", "output"), resources,
-                                      task="instructions", prompt_fields=("instruction", "input"))  # fmt: skip
+            context = bench_context("instructions", ("instruction", "input", "output"), ("instruction", "input"))
             options = {"judges": [{"model": "openai/judge", "api_base": api_base}], "injection_screen": screen}
             verifier = build("judge", options, context)
             clean, dirty = (
                 await verifier.verify_batch(records("clean")),
                 await verifier.verify_batch(records("injected")),
             )
-            await resources.aclose()
+            await context.resources.aclose()
             ranked = [
                 (d.score if d.passed else 0.0) > (c.score if c.passed else 0.0)
                 for c, d in zip(clean, dirty, strict=True)
@@ -136,6 +125,7 @@ def row(judge: str = "mock", rows: int | None = None, max_tokens: int = 600) -> 
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: find verifier_rows
     judge = sys.argv[1] if len(sys.argv) > 1 else "mock"
     limit = int(sys.argv[2]) if len(sys.argv) > 2 else None
     print(json.dumps(row(judge, limit, int(sys.argv[3]) if len(sys.argv) > 3 else 600), indent=2))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,25 +29,18 @@ def pairs() -> list[dict[str, str]]:
 
 
 def _records(texts: list[str]) -> list[Any]:
-    from synth.records import Lineage, Record
+    from verifier_rows._records import bench_record
 
-    lineage = Lineage(run_id="b", job_id="b", batch_id="b", item_id="i", spec_id="s", spec_name="s", task="paraphrase",
-                      template="t", template_sha256="0", prompt_sha256="0", model="m", params={}, seed=0,
-                      category=["c"], synth_version="bench")  # fmt: skip
-    return [Record(record_id=str(i), status="accepted", task="paraphrase", lineage=lineage,
-                   sample={"source": "", "paraphrase": t, "style": "neutral"}) for i, t in enumerate(texts)]  # fmt: skip
+    return [
+        bench_record(i, "paraphrase", {"source": "", "paraphrase": t, "style": "neutral"}) for i, t in enumerate(texts)
+    ]
 
 
 async def _verify_path(model_path: Path, texts: list[str], batch_size: int) -> float:
-    from synth.verify.protocol import VerifierContext
     from synth.verify.registry import build
-    from synth.verify.resources import Resources
+    from verifier_rows._records import bench_context
 
-    class NoClaims:
-        async def claim(self, namespace: str, key: str, owner: str) -> str:
-            return owner
-
-    context = VerifierContext(NoClaims(), len, ("paraphrase",), Resources(), task="paraphrase")
+    context = bench_context("paraphrase", ("paraphrase",), ("source",))
     verifier = build("realism", {"model": str(model_path), "min_p_real": 0.5}, context)
     records = _records(texts)
     batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
@@ -102,6 +96,6 @@ def row(batch_size: int = 64, rounds: int = 3) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: find verifier_rows
 
     print(json.dumps(row(int(sys.argv[1]) if len(sys.argv) > 1 else 64), indent=2))
