@@ -218,12 +218,15 @@ def test_unknown_task_is_a_user_error_listing_known_tasks():
         task_class("poems")
     assert (
         str(caught.value)
-        == "unknown task 'poems'; known tasks: backtranslation, code, doc_qa, instructions, paraphrase"
+        == "unknown task 'poems'; known tasks: backtranslation, code, doc_qa, instructions, paraphrase, preference, "
+        "translate"
     )
 
 
 def test_instructions_task_is_registered_by_name():
-    assert sorted(TASKS) == ["backtranslation", "code", "doc_qa", "instructions", "paraphrase"]
+    assert sorted(TASKS) == [
+        "backtranslation", "code", "doc_qa", "instructions", "paraphrase", "preference", "translate"
+    ]  # fmt: skip
     assert task_class("instructions") is InstructionsTask
     assert InstructionsTask.text_fields == ("instruction", "input", "output")
 

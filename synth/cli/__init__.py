@@ -31,8 +31,10 @@ from synth.cli.distributed import (
 from synth.cli.exits import EXIT_INTERRUPTED, EXIT_RUN_FAILED, fail, handles_errors
 from synth.cli.export import export_command
 from synth.cli.index import index
+from synth.cli.judge import judge
 from synth.cli.options import default_out, set_option, spec_argument
 from synth.cli.preview import preview
+from synth.cli.realism import realism
 from synth.cli.serve import serve_model
 from synth.cli.topics import topics
 from synth.cli.topup import dataset, topup_command
@@ -227,6 +229,8 @@ def cancel_command(target: str, redis_url_: str | None) -> None:
 
 
 main.add_command(preview)
+main.add_command(judge)
+main.add_command(realism)
 main.add_command(serve_model)
 main.add_command(topics)
 main.add_command(index)

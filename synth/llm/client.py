@@ -115,6 +115,17 @@ class LLMClient:
         self.tpm = _window(config.rate_limit.tpm) if local_rates else None
         self.pricing = Pricing(config.model)
         self.stats = CallStats()
+        self._derived: dict[str, LLMClient] = {}
+
+    def derived(self, config: ModelConfig) -> LLMClient:
+        """A client for another config (a task's judge, another candidate model) that shares this client's cache
+        and is closed with it; the same config gets the same client, so its limits hold across items."""
+        if config == self.config:
+            return self
+        key = config.model_dump_json()
+        if key not in self._derived:
+            self._derived[key] = LLMClient(config, cache=self.cache)
+        return self._derived[key]
 
     def _make_transport(self, api_base: str | None) -> Transport:
         key = resolve_api_key(self.config.model, self.config.api_key_env)
@@ -268,7 +279,10 @@ class LLMClient:
         logger.debug("retrying model call: attempt=%d error=%s", state.attempt_number + 1, _error(state))
 
     async def aclose(self) -> None:
-        """Closes the transport and gives back this process's shared leases."""
+        """Closes the transport (and the derived clients') and gives back this process's shared leases."""
+        for derived in self._derived.values():
+            await derived.aclose()
+        self._derived.clear()
         await self.transport.aclose()
         if self.shared is not None:
             await self.shared.aclose()

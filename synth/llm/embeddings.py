@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
+MAX_MERGED_TEXTS = 4096
 
 Vectors = npt.NDArray[np.float32]
+Waiting = tuple[Sequence[str], "asyncio.Future[Vectors]"]
 
 
 class Embedder:
@@ -36,6 +38,8 @@ class Embedder:
         self.model = model
         self.dimension = int(model.get_embedding_dimension())
         self._lock = threading.Lock()
+        self._waiting: dict[asyncio.AbstractEventLoop, list[Waiting]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -47,8 +51,51 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     async def aencode(self, texts: Sequence[str]) -> Vectors:
-        """`encode` off the event loop: a batch of embeddings takes CPU time that would stall every call."""
-        return await asyncio.to_thread(self.encode, texts)
+        """`encode` off the event loop: a batch of embeddings takes CPU time that would stall every call.
+
+        Calls that arrive while an encode runs wait and go together in the next one: verify batches in flight
+        share full, length-sorted encoder batches (32 texts at a time embed at about 60% of the rate of 2,000
+        at once). A call that finds the encoder idle starts at once."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Vectors] = loop.create_future()
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = []
+            drain = loop.create_task(self._drain(loop, waiting))
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        waiting.append((texts, future))
+        return await future
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop, waiting: list[Waiting]) -> None:
+        """Encodes what waits, merged, until nothing does; then this loop's queue is gone."""
+        try:
+            while waiting:
+                taken: list[Waiting] = []
+                size = 0
+                while waiting and (not taken or size + len(waiting[0][0]) <= MAX_MERGED_TEXTS):
+                    taken.append(waiting.pop(0))
+                    size += len(taken[-1][0])
+                await self._encode_merged(taken)
+        finally:
+            del self._waiting[loop]
+            for _, future in waiting:  # cancelled mid-way (the loop is closing): nobody is left hanging
+                future.cancel()
+
+    async def _encode_merged(self, taken: list[Waiting]) -> None:
+        texts = [text for chunk, _ in taken for text in chunk]
+        try:
+            vectors = await asyncio.to_thread(self.encode, texts)
+        except Exception as exc:  # each caller gets the failure of the encode it was part of
+            for _, future in taken:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        start = 0
+        for chunk, future in taken:
+            if not future.done():  # a caller that was cancelled no longer waits
+                future.set_result(vectors[start : start + len(chunk)])
+            start += len(chunk)
 
 
 @cache

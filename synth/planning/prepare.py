@@ -222,7 +222,7 @@ def _verifier_options(loaded: LoadedSpec, problems: list[str]) -> list[tuple[str
     found = []
     for index, ref in enumerate(loaded.spec.verifiers):
         try:
-            found.append((ref.name, parse_options(ref.name, ref.options)))
+            found.append((ref.name, parse_options(ref.name, ref.options, loaded.base_dir)))
         except UserError as exc:
             problems.append(f"{loaded.locate(('verifiers', index))}: {exc}")
         except ValidationError as exc:

@@ -11,9 +11,20 @@ from synth.tasks.code.task import CodeTask
 from synth.tasks.doc_qa.task import DocQaTask
 from synth.tasks.instructions import InstructionsTask
 from synth.tasks.paraphrase import ParaphraseTask
+from synth.tasks.preference import PreferenceTask
+from synth.tasks.translate import TranslateTask
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (InstructionsTask, ParaphraseTask, BacktranslationTask, DocQaTask, CodeTask)
+    cls.name: cls
+    for cls in (
+        InstructionsTask,
+        ParaphraseTask,
+        BacktranslationTask,
+        DocQaTask,
+        CodeTask,
+        TranslateTask,
+        PreferenceTask,
+    )
 }
 
 

@@ -23,6 +23,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -47,6 +48,8 @@ class Behaviour:
     echo_headers: bool = False
     """Quote the request's Authorization header back in every spelling a careless provider or proxy might use
     (raw, JSON-escaped, URL-quoted, base64): in the reply, the error body, or the cut-off body."""
+    responder: Callable[[dict[str, Any]], str] | None = None
+    """Computes the reply from the request body (a scripted judge reading its prompt): wins over `content`."""
 
 
 @dataclass
@@ -193,6 +196,8 @@ async def _respond(
             {"error": {"message": message}}, status=behaviour.status, headers=_retry_after(behaviour.retry_after)
         )
     content = behaviour.content if behaviour.content is not None else said or answer_for(key, body)
+    if behaviour.responder is not None:
+        content = behaviour.responder(body)
     if behaviour.broken_body:
         cut = '{"id": "x", "choices": [{"message": {"content": "' + (said or "")
         return web.Response(text=cut, content_type="application/json")

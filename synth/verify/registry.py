@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from synth.errors import UserError
@@ -30,9 +31,10 @@ def plugin(name: str) -> VerifierPlugin:
     return loaded
 
 
-def parse_options(name: str, options: dict[str, Any]) -> VerifierOptions:
-    """Validates a verifier's options; raises ValidationError so the caller can name each field's path."""
-    return plugin(name).Options.model_validate(options)
+def parse_options(name: str, options: dict[str, Any], base_dir: Path | None = None) -> VerifierOptions:
+    """Validates a verifier's options; raises ValidationError so the caller can name each field's path.
+    `base_dir` (the spec's folder) is in the validation context: file options resolve against it."""
+    return plugin(name).Options.model_validate(options, context={"base_dir": base_dir})
 
 
 def build(name: str, options: dict[str, Any], context: VerifierContext) -> Verifier:
