@@ -8,9 +8,19 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install lock lint typecheck test test-fast bench demo clean
+SYSTEM_DEPS := redis-server:redis-server bwrap:bubblewrap cmake:cmake chromium:chromium
 
-install:  ## venv + every dependency from the hashed lock file + synth itself (editable)
+.PHONY: system-deps install lock lint typecheck test test-fast bench demo clean
+
+system-deps:  ## Debian packages the tests and verifiers need (Redis, the code sandbox, the browser test), when missing
+	@need=""; for pair in $(SYSTEM_DEPS); do command -v $${pair%%:*} >/dev/null || need="$$need $${pair#*:}"; done; \
+	ldconfig -p | grep -q libseccomp.so.2 || need="$$need libseccomp2"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  else echo "missing system packages; install them with: sudo apt-get install$$need"; exit 1; fi; \
+	fi
+
+install: system-deps  ## system packages, venv, every dependency from the hashed lock file, synth itself (editable)
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
