@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -18,14 +17,11 @@ from synth.cli.exits import handles_errors
 from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
 from synth.distributed.status import JobReport, job_report
-from synth.executors.local import RunObserver, RunProgress
+from synth.distributed.wait import wait_until_finished
+from synth.executors.local import RunObserver
 from synth.llm.client import check_credentials
 from synth.planning.job import PreparedJob
-from synth.store.run_store import RunStore
 from synth.topups.dataset import DEFAULT_TENANT, attach
-
-RECONCILE_EVERY_S = 30.0
-POLL_S = 0.5
 
 redis_option = click.option(
     "--redis",
@@ -90,20 +86,9 @@ def report_table(report: JobReport) -> Table:
 
 def wait_for(conn: redis.Redis, job: QueuedJob, on_update: RunObserver | None = None) -> JobReport:
     """Polls the job until it is finished, re-enqueueing lost batches now and then (the reconciler)."""
-    progress = RunProgress(total_items=job.total_items, out=job.out)
-    last_reconcile = time.monotonic()
-    while True:
-        report = job_report(conn, job)
-        progress.totals, progress.generated = report.totals, report.totals.items
-        if on_update is not None:
-            on_update.update(progress)
-        if report.is_finished:
-            RunStore(job.out).write_manifest()
-            return report
-        if time.monotonic() - last_reconcile >= RECONCILE_EVERY_S:
-            reconcile(conn, job)
-            last_reconcile = time.monotonic()
-        time.sleep(POLL_S)
+    return wait_until_finished(
+        lambda: job_report(conn, job), lambda: reconcile(conn, job), job.out, job.total_items, on_update
+    )
 
 
 def show_report(console: Console, report: JobReport, as_json: bool) -> None:

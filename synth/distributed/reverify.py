@@ -10,7 +10,6 @@ wait loop every 30 s) enqueues every source batch that is neither written with t
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -27,8 +26,9 @@ from synth.distributed import keys
 from synth.distributed.finalize import is_pending, reconcile_finalize, request_finalize
 from synth.distributed.queue import ENQUEUE_CHUNK, LIVE, RESULT_TTL_S, RETRY, VERIFY_TIMEOUT_S, verify_queue
 from synth.distributed.stage import worker_verification
+from synth.distributed.wait import wait_until_finished
 from synth.errors import RunError
-from synth.executors.local import RunObserver, RunProgress
+from synth.executors.local import RunObserver
 from synth.planning.prepare import prepare_chain
 from synth.spec.file import LoadedSpec
 from synth.store.marker import BatchMarker
@@ -37,8 +37,6 @@ from synth.store.totals import Totals
 from synth.verify.rerun import ReverifyJob, ReverifyPlan, reverify_batch
 
 REVERIFY_FUNC = "workers.jobs.reverify"
-RECONCILE_EVERY_S = 30.0
-POLL_S = 0.5
 
 
 def submit_reverify(conn: redis.Redis, plan: ReverifyPlan) -> tuple[ReverifyJob, int]:
@@ -181,17 +179,6 @@ def reverify_report(conn: redis.Redis, job: ReverifyJob) -> ReverifyReport:
 
 def wait_reverify(conn: redis.Redis, job: ReverifyJob, on_update: RunObserver | None = None) -> ReverifyReport:
     """Polls until every batch is written and finalized, re-enqueueing lost batches now and then."""
-    progress = RunProgress(total_items=job.total_items, out=job.out)
-    last_reconcile = time.monotonic()
-    while True:
-        report = reverify_report(conn, job)
-        progress.totals, progress.generated = report.totals, report.totals.items
-        if on_update is not None:
-            on_update.update(progress)
-        if report.is_finished:
-            RunStore(job.out).write_manifest()
-            return report
-        if time.monotonic() - last_reconcile >= RECONCILE_EVERY_S:
-            reconcile_reverify(conn, job)
-            last_reconcile = time.monotonic()
-        time.sleep(POLL_S)
+    return wait_until_finished(
+        lambda: reverify_report(conn, job), lambda: reconcile_reverify(conn, job), job.out, job.total_items, on_update
+    )

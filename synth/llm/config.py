@@ -23,6 +23,14 @@ def check_key_variable(name: str | None) -> str | None:
     return name
 
 
+def check_api_base(api_base: str | None) -> str | None:
+    """`api_base` must be an http(s) URL with a host: a typo fails at validate time, not on every call."""
+    problem = None if api_base is None else url_problem(api_base)
+    if problem:
+        raise ValueError(problem)
+    return api_base
+
+
 class StrictModel(BaseModel):
     # No .inf or .nan anywhere: an infinite timeout or backoff is never meant, and would hang a run.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -91,13 +99,7 @@ class ModelConfig(StrictModel):
         "", max_length=64, description="Keeps this config's cached answers apart from another use of the same model."
     )
 
-    @field_validator("api_base")
-    @classmethod
-    def _check_api_base(cls, api_base: str | None) -> str | None:
-        problem = None if api_base is None else url_problem(api_base)
-        if problem:
-            raise ValueError(problem)
-        return api_base
+    _api_base = field_validator("api_base")(check_api_base)
 
     _key_variable = field_validator("api_key_env")(check_key_variable)
 

@@ -16,8 +16,8 @@ from synth.llm.config import (
     RateLimit,
     RetryPolicy,
     StrictModel,
+    check_api_base,
     check_key_variable,
-    url_problem,
 )
 from synth.spec.dataset import DatasetRef, TopupRound
 
@@ -234,13 +234,7 @@ class JobSpec(StrictModel):
     dataset: DatasetRef | None = Field(None, description="The dataset these records count toward, with targets.")
     topup: TopupRound | None = Field(None, description="Set by `synth topup` on the rounds it submits; never by hand.")
 
-    @field_validator("api_base")
-    @classmethod
-    def _check_api_base(cls, api_base: str | None) -> str | None:
-        problem = None if api_base is None else url_problem(api_base)
-        if problem:
-            raise ValueError(problem)
-        return api_base
+    _api_base = field_validator("api_base")(check_api_base)
 
     _key_variable = field_validator("api_key_env")(check_key_variable)
     dedup_index: str | None = Field(
