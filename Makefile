@@ -57,6 +57,7 @@ bench:
 	$(PY) bench/finalize.py
 	$(PY) bench/big_input.py
 	$(PY) bench/api.py
+	$(PY) bench/export.py
 
 demo:  ## the main job: offline, on the bundled local model
 	$(BIN)/synth run configs/quickstart.yaml

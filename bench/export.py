@@ -5,7 +5,7 @@ The run is built first, quickly but for real: doc_qa records (the real Record mo
 20 records per document, 10 categories) written through RunStore.write_batch into a real run directory.
 Prints one JSON line per (size, format).
 Usage: python bench/export.py [--sizes 100000,1000000] [--formats openai,parquet] [--context-chars 600]
-(1M records: about 3 GB of run and 5 GB of export on disk, in a temporary directory removed afterwards)
+(1M records: about 2 GB of run and 3 GB of export on disk, in a temporary directory under $TMPDIR, removed after)
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--context-chars", type=int, default=600)
     args = parser.parse_args()
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory(prefix="synth-bench-export-", dir=ROOT) as tmp:
+        with tempfile.TemporaryDirectory(prefix="synth-bench-export-") as tmp:  # $TMPDIR, never the checkout
             run = Path(tmp) / "run"
             build_s = build_run(run, size, args.context_chars)
             run_mb = sum(p.stat().st_size for p in run.rglob("*.jsonl")) / 2**20

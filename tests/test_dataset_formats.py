@@ -283,6 +283,16 @@ def test_hf_datasetdict_loads_offline_with_load_from_disk(kinds, tmp_path):
     assert {row["task"] for s in loaded for row in loaded[s]} == {"translate", "backtranslation"}
 
 
+def test_hf_leaves_out_a_split_left_empty_which_datasets_could_not_load(kinds, tmp_path):
+    out = tmp_path / "hf"
+    plan = SplitPlan.parse("train=11,test=1")  # a doc_qa document holds 3 records: no group fits in test
+    report = export([kinds["doc_qa"]], out, ExportOptions("hf", splits=plan))
+    assert report.split.counts["test"] == {}
+    loaded = datasets.load_from_disk(str(out))
+    assert list(loaded) == ["train"]
+    assert list(report.files) == ["train/"]
+
+
 def test_hf_with_a_shape_writes_that_shape(kinds, tmp_path):
     out = tmp_path / "hf"
     export([kinds["instructions"]], out, ExportOptions("hf", shape="alpaca"))

@@ -80,6 +80,9 @@ def export_notes(report: ExportReport) -> list[str]:
     notes += [f"{records['capped']:,} over the cap"] if records["capped"] else []
     notes += [f"{split.left_out:,} beyond the split counts"] if split.left_out else []
     notes += [f"{split.groups:,} source groups, {split.shared_groups} shared between splits"]
+    empty = [name for name in split.names if not sum(split.counts.get(name, {}).values())]
+    if empty and records["exported"]:
+        notes.append(f"empty: {', '.join(empty)} (too few source groups for these sizes; an hf export leaves it out)")
     if report.openai is not None:
         notes.append(openai_note(report))
     notes += [f"files: {', '.join(report.files)}, lineage.jsonl, export.json"]

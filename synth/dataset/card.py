@@ -122,7 +122,7 @@ def draw(folder: Path, stats: CardStats, measures: Measures, targets: dict[str, 
     made: dict[str, Path] = {}
     accepted = {name: c.accepted for name, c in stats.categories.items()}
     made["counts"] = plots.counts(folder / "counts.png", accepted, targets)
-    verifiers = {name: (v.passed, v.rejected_by_reason) for name, v in sorted(stats.verifiers.items())}
+    verifiers = {name: (v.passed, v.rejected_by_reason) for name, v in stats.in_chain_order()}
     if verifiers:
         made["acceptance"] = plots.acceptance(folder / "acceptance.png", verifiers)
     per_accepted = {n: c.cost_usd / c.accepted for n, c in stats.categories.items() if c.accepted and c.cost_usd}
@@ -137,7 +137,7 @@ def draw(folder: Path, stats: CardStats, measures: Measures, targets: dict[str, 
         made["nearest"] = plots.nearest_neighbour(
             folder / "nearest_neighbour.png", [float(x) for x in measures.spread.nearest]
         )
-    scored = {name: v.scores for name, v in sorted(stats.verifiers.items()) if v.scores}
+    scored = {name: v.scores for name, v in stats.in_chain_order() if v.scores}
     if scored:
         made["scores"] = plots.scores(folder / "scores.png", scored)
     return {name: f"plots/{path.name}" for name, path in made.items()}

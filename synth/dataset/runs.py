@@ -90,9 +90,9 @@ class RunSet:
             markers = list(RunStore(run.root).markers())
             for kind_index, kind in enumerate(RECORD_KINDS):
                 refs = [m.shards[kind] for m in markers if kind in m.shards]
+                if len(refs) >= 2**SHARD_BITS:
+                    raise UserError(f"{run.root} holds over {2**SHARD_BITS:,} {kind} shards: too many to index")
                 found.extend(Shard(run.index, kind_index, n, run.root / ref.path) for n, ref in enumerate(refs))
-        if len(found) and max(s.number for s in found) >= 2**SHARD_BITS:
-            raise UserError(f"a run holds over {2**SHARD_BITS:,} shards: too many to index")
         return found
 
     def lines(self, kinds: Sequence[str] = RECORD_KINDS) -> Iterator[tuple[int, str]]:

@@ -113,14 +113,15 @@ class HfSink:
         import datasets  # type: ignore[import-untyped]
 
         datasets.disable_progress_bars()
-        written = self.parquet.close()
+        self.parquet.close()
+        # A split left empty is left out: `datasets` saves a 0-row Dataset but cannot load it back.
         parts = {
             name: datasets.Dataset.from_parquet(str(path), cache_dir=str(self.work / "cache"))
-            for name, path in zip(self.names, self.parquet.paths, strict=True)
+            for name, path, rows in zip(self.names, self.parquet.paths, self.parquet.rows, strict=True)
+            if rows
         }
         datasets.DatasetDict(parts).save_to_disk(str(self.out))
         for dataset in parts.values():
             dataset.cleanup_cache_files()
         shutil.rmtree(self.work / "cache", ignore_errors=True)
-        rows = {f"{name}.parquet": name for name in self.names}
-        return {f"{rows[file]}/": {"rows": info["rows"]} for file, info in written.items()}
+        return {f"{name}/": {"rows": rows} for name, rows in zip(self.names, self.parquet.rows, strict=True) if rows}

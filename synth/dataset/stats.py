@@ -34,8 +34,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def details_of(verdict: dict[str, Any]) -> dict[str, Any]:
+    """A stored verdict's details: JSON text in record files (a column of one type for Arrow), a mapping before."""
+    details = verdict.get("details") or {}
+    loaded = json.loads(details) if isinstance(details, str) else details
+    return loaded if isinstance(loaded, dict) else {}
+
+
 @dataclass
 class VerifierStats:
+    position: int = 0
+    """Its earliest place in a record's verdicts: the chain's order, for showing them in it."""
     versions: set[str] = field(default_factory=set)
     seen: int = 0
     passed: int = 0
@@ -58,7 +67,7 @@ class VerifierStats:
         self.errors += bool(verdict.get("error"))
         if _is_number(verdict.get("score")):
             self.scores.append(float(verdict["score"]))
-        self._add_details(verdict.get("details") or {})
+        self._add_details(details_of(verdict))
         changes = verdict.get("changes") or []
         if changes:
             self.changed += 1
@@ -203,8 +212,10 @@ class CardStats:
 
     def add_record(self, row: dict[str, Any]) -> None:
         category = self.categories.setdefault(category_of(row), CategoryStats())
-        for label, verdict in verifier_labels(row.get("verdicts") or []):
-            self.verifiers.setdefault(label, VerifierStats()).add(verdict)
+        for position, (label, verdict) in enumerate(verifier_labels(row.get("verdicts") or [])):
+            stats = self.verifiers.setdefault(label, VerifierStats(position=position))
+            stats.position = min(stats.position, position)
+            stats.add(verdict)
         if row["status"] == "rejected":
             category.rejected += 1
             category.rejected_by_reason[row.get("reason") or "unknown"] += 1
@@ -241,6 +252,10 @@ class CardStats:
         """The sampled records' texts, in id-hash order."""
         return [texts for _, _, texts in sorted(self._sample, key=lambda entry: -entry[0])]
 
+    def in_chain_order(self) -> list[tuple[str, VerifierStats]]:
+        """Verifiers as the chain runs them (the task's own `parse` first), first seen first among equals."""
+        return sorted(self.verifiers.items(), key=lambda item: item[1].position)
+
     @property
     def accepted(self) -> int:
         return sum(c.accepted for c in self.categories.values())
@@ -270,7 +285,7 @@ class CardStats:
                       "total_usd": self.cost_usd, "cost_per_accepted_usd": self.cost_per_accepted_usd},
             "categories": {name: c.as_dict() for name, c in sorted(self.categories.items())},
             "failed_by_error": dict(self.failed_by_error.most_common()),
-            "verifiers": {name: v.as_dict() for name, v in sorted(self.verifiers.items())},
+            "verifiers": {name: v.as_dict() for name, v in self.in_chain_order()},
             "lineage": self.lineage.as_dict(),
         }  # fmt: skip
 
