@@ -159,6 +159,9 @@ class SimulatedKillErroringStore:
     def shard_lines(self, *args: Any) -> Any:
         return self.store.shard_lines(*args)
 
+    def rewrite_intent(self, *args: Any) -> Any:
+        return self.store.rewrite_intent(*args)
+
     def _spend(self) -> None:
         if self.budget[0] <= 0:
             raise SimulatedKillError

@@ -91,6 +91,8 @@ def rewrite_batch(
     now_accepted = {r.record_id for r in ordered if r.status == "accepted"}
     leaving = [line for record, line in rows.rejected if record.record_id in now_accepted]
     shards: dict[str, ShardRef | None] = {}
+    intent = store.rewrite_intent(batch_id)
+    intent.touch()
     if leaving:  # records leaving the rejected shard stay in it until the accepted shard holds them
         store.write_shard("rejected", batch_id, rejected + leaving)
     else:
@@ -98,7 +100,9 @@ def rewrite_batch(
     shards["accepted"] = store.write_shard("accepted", batch_id, accepted)
     if leaving:
         shards["rejected"] = store.write_shard("rejected", batch_id, rejected)
-    return store.write_marker(_recounted(rows.marker, ordered, shards, verification_usage))
+    marker = store.write_marker(_recounted(rows.marker, ordered, shards, verification_usage))
+    intent.unlink(missing_ok=True)
+    return marker
 
 
 def _recounted(

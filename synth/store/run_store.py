@@ -240,6 +240,11 @@ class RunStore:
             totals.add(marker)
         return totals
 
+    def rewrite_intent(self, batch_id: str) -> Path:
+        """`done/<batch>.rewrite`: present while a finished batch's shards are being rewritten (finalize), so a
+        resume tells an interrupted rewrite (finished by the next finalize) from a damaged batch (redone)."""
+        return self.root / MARKER_DIR / f"{batch_id}.rewrite"
+
     def drop_damaged(self) -> list[str]:
         """Deletes the markers of batches whose marker is corrupt or whose shards are missing or altered, so those
         batches are done again (from the response cache). Under the run lock, before `remove_orphans`."""
@@ -248,6 +253,9 @@ class RunStore:
             pass
         for entry in damaged:
             batch_id, _, problem = entry.partition(": ")
+            if self.rewrite_intent(batch_id).exists():  # a finalize rewrite cut short: the next finalize completes it
+                logger.info("batch is mid-rewrite, left to finalize: batch=%s problem=%s", batch_id, problem)
+                continue
             logger.warning("batch is redone: batch=%s problem=%s", batch_id, problem)
             (self.root / MARKER_DIR / f"{batch_id}.json").unlink(missing_ok=True)
         return damaged
