@@ -38,7 +38,24 @@ def json_schema() -> dict[str, Any]:
     defs["Verifier"] = _plugin_ref("VerifierName", verifier_options, defs, VERIFIER_HELP)
     defs.pop("PluginRef", None)
     _short_forms(schema, defs)
+    for definition in defs.values():
+        _model_strings(definition)
     return {"$schema": SCHEMA_DIALECT, **schema, "title": "synth job spec", "$defs": defs}
+
+
+MODEL_CONFIG_REF = {"$ref": "#/$defs/ModelConfig"}
+
+
+def _model_strings(node: Any) -> Any:
+    """Where an option takes a ModelConfig, the loader also takes a bare model string (`ModelConfig.of`)."""
+    if node == MODEL_CONFIG_REF:
+        return {"anyOf": [{"type": "string", "description": "A model string, e.g. openai/gpt-4o-mini."}, node]}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = _model_strings(value)
+    elif isinstance(node, list):
+        node[:] = [_model_strings(value) for value in node]
+    return node
 
 
 TASK_HELP = "The task: its name (`task: instructions`) or a mapping of its name and options."
