@@ -25,6 +25,9 @@ class PiiOptions(VerifierOptions):
     actions: dict[str, Action] = Field(default_factory=dict, description="Per entity type, e.g. {CREDIT_CARD: reject}.")
     min_score: float = Field(0.4, ge=0, le=1, description="Recognizer confidence below which a match is ignored.")
     ner_model: str | None = Field(None, description="An installed spaCy model for PERSON and LOCATION.")
+    phone_regions: tuple[str, ...] | None = Field(
+        None, description="Regions (ISO codes) whose phone formats count; default: presidio's (US, UK, DE, ...)."
+    )
 
     @model_validator(mode="after")
     def _known_types(self) -> PiiOptions:
@@ -51,11 +54,11 @@ class PiiVerifier(BaseVerifier):
         self.options = options
         self.fields = tuple(options.fields or context.text_fields)
         self.entities = sorted(kind for kind in supported(options.ner_model) if self.action(kind) != "ignore")
-        self.analyzer = analyzer(options.ner_model)
+        self.analyzer = analyzer(options.ner_model, options.phone_regions)
 
     @classmethod
     def preload(cls, options: PiiOptions) -> None:
-        analyzer(options.ner_model)
+        analyzer(options.ner_model, options.phone_regions)
 
     def action(self, kind: str) -> Action:
         return self.options.actions.get(kind, self.options.default_action)

@@ -28,9 +28,10 @@ PLACEHOLDERS = {
     "LOCATION": "<LOCATION>",
 }
 NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
-# Regions whose national formats a phone number may be written in (presidio's default is 8 of them).
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "CH", "AU", "BR", "IL", "IN", "CA", "NL", "SE", "DK", "NO",
-                 "CZ", "PL", "HU", "AT", "BE", "IE", "NZ", "MX")  # fmt: skip
+# More regions whose national formats a phone number may be written in than presidio's default 8: on the bench
+# they lift phone recall from 0.49 to 0.73 and cut its precision from 0.98 to 0.69 (so they are an option).
+WIDE_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "CH", "AU", "BR", "IL", "IN", "CA", "NL", "SE", "DK",
+                      "NO", "CZ", "PL", "HU", "AT", "BE", "IE", "NZ", "MX")  # fmt: skip
 API_KEY_PATTERNS = {
     "openai": r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}",
     "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
@@ -59,7 +60,7 @@ def supported(ner_model: str | None) -> frozenset[str]:
 
 
 @cache
-def analyzer(ner_model: str | None = None) -> Any:
+def analyzer(ner_model: str | None = None, phone_regions: tuple[str, ...] | None = None) -> Any:
     """The presidio AnalyzerEngine for this NER choice, built once per process (preload builds it pre-fork)."""
     import spacy
     import tldextract
@@ -83,7 +84,7 @@ def analyzer(ner_model: str | None = None) -> Any:
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (EmailRecognizer, CreditCardRecognizer, IbanRecognizer, IpRecognizer):
         registry.add_recognizer(recognizer())
-    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
+    registry.add_recognizer(PhoneRecognizer(supported_regions=phone_regions) if phone_regions else PhoneRecognizer())
     registry.add_recognizer(UsSsnRecognizer())
     registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "API_KEY", API_KEY_PATTERNS, 0.8))
     registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "STREET_ADDRESS", ADDRESS_PATTERNS, 0.6))

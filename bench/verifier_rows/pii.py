@@ -19,6 +19,7 @@ from typing import Any
 from bench.hygiene_corpus import context, records
 from synth.state.local import LocalState
 from synth.verify.registry import build
+from verifiers.pii_engine import WIDE_PHONE_REGIONS
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "pii" / "presidio_fake_sentences.jsonl"
 OURS = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "STREET_ADDRESS")
@@ -30,10 +31,17 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 def row() -> dict[str, Any]:
+    default = measure({})
+    wide = measure({"phone_regions": list(WIDE_PHONE_REGIONS)})
+    default["wide_phone_regions"] = {"PHONE_NUMBER": wide["per_type"]["PHONE_NUMBER"], "precision": wide["precision"]}
+    return default
+
+
+def measure(options: dict[str, Any]) -> dict[str, Any]:
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     with __import__("tempfile").TemporaryDirectory() as tmp:
         state = LocalState(Path(tmp) / "state.sqlite")
-        verifier = build("pii", {}, context(state))
+        verifier = build("pii", options, context(state))
         verifier.find("output", "warm up: a@b.co")
         start = time.perf_counter()
         verdicts = asyncio.run(verifier.verify_batch(records([r["text"] for r in rows])))

@@ -54,15 +54,23 @@ class SortedMembers:
         self.seqs = np.insert(self.seqs, places, seqs)
 
     def collect(self, query: Query, limit: int, found: list[list[int]]) -> None:
-        """Adds to `found[entry]` the members of each queried bucket entered before that entry."""
+        """Adds to `found[entry]` the members of each queried bucket entered before that entry (vectorised: a
+        copy of a record hits every one of its bands, so hits are many)."""
         if not len(self.keys):
             return
         starts = np.searchsorted(self.keys, query.sorted_keys, side="left")
         stops = np.searchsorted(self.keys, query.sorted_keys, side="right")
-        for i in np.flatnonzero(stops > starts).tolist():
-            at = int(query.order[i])
-            members = self.seqs[starts[i] : stops[i]]
-            found[int(query.owner[at])] += members[members < query.seqs[at]][:limit].tolist()
+        hit = np.flatnonzero(stops > starts)
+        if not len(hit):
+            return
+        lengths = np.minimum(stops[hit] - starts[hit], limit)  # members are in sequence order: the earliest first
+        at = np.repeat(query.order[hit], lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        members = self.seqs[np.repeat(starts[hit], lengths) + offsets]
+        keep = members < query.seqs[at]
+        owners, members = query.owner[at][keep], members[keep]
+        for entry in np.unique(owners).tolist():
+            found[entry] += members[owners == entry].tolist()
 
 
 @dataclass
@@ -110,7 +118,8 @@ class BucketLookup:
         self, buckets: Sequence[Sequence[int]], seqs: Sequence[int], fresh: Sequence[bool], limit: int
     ) -> list[list[int]]:
         """For each entry: the members entered before its sequence that share one of its buckets (the earliest
-        `limit` per bucket, each once), counting the fresh entries of this same call; then the fresh join."""
+        `limit` per bucket of each level, each once), counting the fresh entries of this same call; then the
+        fresh join."""
         query = Query.of(buckets, seqs, fresh)
         found: list[list[int]] = [[] for _ in buckets]
         self.main.collect(query, limit, found)

@@ -39,6 +39,7 @@ class LocalState:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: dedup entries are keyed by random record ids
             self._db.executescript(SCHEMA)
         self._lookups: dict[str, BucketLookup] = {}
 
