@@ -43,7 +43,7 @@ def test_two_concurrent_verify_workers_never_both_accept_near_identical_samples(
     assert len(accepted) == 1
     assert len(rejected) == 23
     assert {r["reason"] for r in rejected} == {"near_duplicate"}
-    assert {r["verdicts"][-1]["details"]["duplicate_of"] for r in rejected} == {accepted[0]["record_id"]}
+    assert {json.loads(r["verdicts"][-1]["details"])["duplicate_of"] for r in rejected} == {accepted[0]["record_id"]}
     workers = {Job.fetch(i, connection=conn, serializer=JSONSerializer).worker_name for i in finished_verify(conn)}
     assert workers == {"verify-1", "verify-2"}  # both workers verified batches
 

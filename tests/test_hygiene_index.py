@@ -44,7 +44,7 @@ def test_a_second_run_never_re_adds_what_the_first_run_accepted(tmp_path, mock_l
     rejected = shard_rows(tmp_path / "second", "rejected")
     first_run = json.loads((tmp_path / "first" / "run.json").read_text())["run_id"]
     assert {r["reason"] for r in rejected} == {"near_duplicate"}
-    details = [r["verdicts"][-1]["details"] for r in rejected]
+    details = [json.loads(r["verdicts"][-1]["details"]) for r in rejected]  # JSON text in record files
     assert {(d["run_id"], d["index"], d["jaccard"]) for d in details} == {(first_run, str(index), 1.0)}
     assert {d["duplicate_of"] for d in details} == {r["record_id"] for r in first}
 

@@ -101,7 +101,7 @@ async def calibrate(
         for _, used in judged:
             spend.merge(used)
         by_criterion[criterion] = _report(chosen, [outcome for outcome, _ in judged], labels)
-    usage = {"calls": spend.calls, **spend.usage.model_dump()}
+    usage = {**spend.usage.model_dump(), "calls": spend.calls}
     return {"judges": labels, "aggregate": options.aggregate, "criteria": by_criterion, "spend": usage}
 
 

@@ -58,7 +58,7 @@ class Spend:
 
     @property
     def verdict_usage(self) -> Usage | None:
-        return self.usage if self.calls else None
+        return self.usage.model_copy(update={"calls": self.calls}) if self.calls else None
 
 
 @dataclass

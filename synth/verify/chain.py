@@ -22,6 +22,7 @@ async def run_chain(verifiers: Sequence[Verifier], records: list[Record]) -> Non
             record.verdicts.append(verdict)
             if verdict.replacement is not None:  # a transforming verifier (a PII scrub): later ones see the result,
                 record.sample = verdict.replacement  # and a rejected record is stored rewritten too
+                record.raw_output = None  # the model's raw text holds what the verifier took out
             if verdict.passed:
                 survivors.append(record)
             else:
