@@ -493,7 +493,7 @@ MALFORMED = [
         "unknown_verifier",
         yaml_file(edited("  - exact_dedup", "  - exact_dedupe")),
         SpecError,
-        ("verifiers[1] (line 15): unknown verifier 'exact_dedupe'; installed: ", "exact_dedup, length"),
+        ("verifiers[1] (line 15): unknown verifier 'exact_dedupe'; installed: ", "exact_dedup, ", "length"),
     ),
     Malformed(
         "negative_verifier_option",
