@@ -15,7 +15,7 @@ from rich.table import Table
 from synth.cli.display import add_outcomes
 from synth.cli.exits import handles_errors
 from synth.distributed.connect import connect_checked, redis_url, safe_url
-from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
+from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, restore, submit
 from synth.distributed.status import JobReport, job_report
 from synth.executors.local import RunObserver, RunProgress
 from synth.llm.client import check_credentials
@@ -102,6 +102,8 @@ def status_of_job(console: Console, target: str, url: str | None, repair: bool, 
     if repair:
         fixed = reconcile(conn, job, retry_failed=True)
         console.print(f"repair: {fixed.enqueued:,} batch(es) re-enqueued, {fixed.alive:,} alive, {fixed.done:,} done")
+    elif job.out.is_dir():
+        restore(conn, job)  # the store is the system of record: count what it holds, even if Redis lost it
     report = job_report(conn, job)
     show_report(console, report, as_json)
     return report

@@ -10,10 +10,9 @@ import redis
 from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
-from synth.distributed.queue import QueuedJob, generate_queue, verify_queue
+from synth.distributed.queue import QueuedJob, fetch_jobs, generate_queue, verify_queue
 from synth.store.marker import BatchMarker
 from synth.store.totals import Totals
 
@@ -89,7 +88,7 @@ def _count_queue(conn: redis.Redis, queue: Queue, job_id: str, report: JobReport
     scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
     report.retrying += len(ours(scheduled.get_job_ids(cleanup=False)))
     failed = ours(FailedJobRegistry(queue=queue).get_job_ids(cleanup=False))
-    for rq_job in Job.fetch_many(failed, connection=conn, serializer=JSONSerializer):
+    for rq_job in fetch_jobs(conn, failed):
         if rq_job is not None:
             report.failed_jobs[rq_job.id] = _last_error(rq_job)
     workers = Worker.all(queue=queue)

@@ -154,6 +154,10 @@ class RunStore:
         digest = write_atomic(path, (line + "\n" for line in lines))
         return ShardRef(path=f"{kind}/{batch_id}.jsonl", rows=len(lines), sha256=digest)
 
+    def marker_ids(self) -> set[str]:
+        """The batch ids that have a marker, without reading any."""
+        return {path.stem for path in (self.root / MARKER_DIR).glob("*.json")}
+
     def markers(self) -> Iterator[BatchMarker]:
         for path in sorted((self.root / MARKER_DIR).glob("*.json")):
             yield BatchMarker.model_validate_json(path.read_bytes())
