@@ -18,7 +18,6 @@ from synth.distributed.connect import connect_checked, redis_url, safe_url
 from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, restore, submit
 from synth.distributed.status import JobReport, job_report
 from synth.executors.local import RunObserver, RunProgress
-from synth.llm.client import check_credentials
 from synth.plan.job import PreparedJob
 from synth.store.run_store import RunStore
 
@@ -110,8 +109,6 @@ def status_of_job(console: Console, target: str, url: str | None, repair: bool, 
 
 
 def submit_job(console: Console, prepared: PreparedJob, out: Path, url: str | None) -> tuple[redis.Redis, QueuedJob]:
-    """Checks the key and model as a local run does (workers would each find a missing key), then enqueues."""
-    check_credentials(prepared.spec.generation)
     conn = connect_checked(url)
     job, enqueued = submit(conn, prepared, out)
     console.print(

@@ -29,6 +29,7 @@ from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.errors import UserError
+from synth.llm.client import check_credentials
 from synth.plan.expand import BatchRef, Leaf, WorkItem
 from synth.plan.job import PreparedJob, iter_batches
 from synth.plan.prepare import prepare
@@ -147,7 +148,11 @@ def load_job(conn: redis.Redis, job_ref: str, out: str | None = None) -> QueuedJ
 
 
 def submit(conn: redis.Redis, prepared: PreparedJob, out: Path) -> tuple[QueuedJob, int]:
-    """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does)."""
+    """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does).
+
+    First checks the key and model as a local run does when it makes its client: workers would each find a
+    missing key, after the job was accepted."""
+    check_credentials(prepared.spec.generation)
     job = register(conn, prepared, out)
     conn.delete(keys.job_cancelled(job.job_id), keys.job_error(job.job_id))  # a resubmit starts afresh
     return job, reconcile(conn, job, prepared, retry_failed=True).enqueued
