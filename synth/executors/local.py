@@ -18,6 +18,7 @@ from typing import Protocol
 
 from synth.errors import ModelError
 from synth.llm import LLMClient
+from synth.llm.client import check_credentials
 from synth.pipeline import JobContext, run_batch
 from synth.plan.expand import BatchRef
 from synth.plan.job import PreparedJob, iter_batches
@@ -55,6 +56,7 @@ class RunObserver(Protocol):
 async def run_local(prepared: PreparedJob, out: Path, observer: RunObserver | None = None) -> RunProgress:
     """Runs (or resumes) the job into `out`. Raises a fatal ModelError (bad key, unknown model) at once."""
     spec = prepared.spec
+    check_credentials(spec.generation)  # before the run directory exists, as `submit` checks before enqueueing
     store = RunStore(out)
     store.lock()
     try:
