@@ -113,6 +113,12 @@ class LogScrubber(logging.Filter):
         return True
 
 
+def guard_logger(logger: logging.Logger) -> None:
+    """Scrubs every record `logger` itself creates, whatever handler writes it (a library's own handler)."""
+    if not any(isinstance(f, LogScrubber) for f in logger.filters):
+        logger.addFilter(LogScrubber())
+
+
 def install_log_scrubber(logger: logging.Logger | None = None) -> None:
     """Adds `LogScrubber` to every handler of `logger` (default: the root). For entry points, never libraries."""
     register_environment()

@@ -185,6 +185,24 @@ def test_the_log_filter_scrubs_messages_arguments_and_tracebacks(caplog):
     assert leaks(record.exc_text) == []
 
 
+def test_litellms_own_loggers_are_scrubbed_whatever_handler_writes_them(mock_llm, key_env):
+    LLMClient(make_spec(mock_llm.url, api_key_env=key_env, transport="litellm").generation)  # imports litellm
+    logger = logging.getLogger("LiteLLM")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("POST Request Sent: -H 'Authorization: Bearer %s'", SECRET)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert records
+    assert "Bearer ***" in records[0].getMessage()
+
+
 # --- end to end: what a run writes and logs
 
 

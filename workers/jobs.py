@@ -39,10 +39,11 @@ from synth.store.run_store import RunStore
 logger = logging.getLogger(__name__)
 
 
-def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
-    """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done."""
+def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict[str, Any]:
+    """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done.
+    `out`: the run directory, which rebuilds the job if Redis lost its record."""
     conn = _connection()
-    ready = PREPARED.get(conn, job_id)
+    ready = PREPARED.get(conn, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
     if is_cancelled(conn, job_id):
         return {"skipped": "cancelled"}
@@ -56,7 +57,7 @@ def generate(job_id: str, batch: dict[str, Any]) -> dict[str, Any]:
         stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
         raise
-    enqueue_verify(conn, job_id, batch, generated.to_json())
+    enqueue_verify(conn, job_id, batch, generated.to_json(), str(job.out))
     return {"records": len(generated.records), "failed": len(generated.failed)}
 
 
@@ -74,10 +75,10 @@ async def _generate(ready: ReadyJob, batch: BatchRef) -> GeneratedBatch:
         await client.aclose()
 
 
-def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
+def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: str | None = None) -> dict[str, Any]:
     """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it."""
     conn = _connection()
-    ready = PREPARED.get(conn, job_id)
+    ready = PREPARED.get(conn, job_id, out)
     job = ready.job
     marker = asyncio.run(_verify(ready, batch_from_json(batch), GeneratedBatch.from_json(generated)))
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())

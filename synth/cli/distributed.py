@@ -15,11 +15,10 @@ from rich.table import Table
 from synth.cli.display import add_outcomes, add_spend
 from synth.cli.exits import handles_errors
 from synth.distributed.connect import connect_checked, redis_url, safe_url
-from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, submit
+from synth.distributed.queue import QueuedJob, cancel, load_job, reconcile, restore, submit
 from synth.distributed.status import JobReport, job_report
 from synth.distributed.wait import wait_until_finished
 from synth.executors.local import RunObserver
-from synth.llm.client import check_credentials
 from synth.planning.job import PreparedJob
 from synth.topups.dataset import DEFAULT_TENANT, attach
 
@@ -104,14 +103,14 @@ def status_of_job(console: Console, target: str, url: str | None, repair: bool, 
     if repair:
         fixed = reconcile(conn, job, retry_failed=True)
         console.print(f"repair: {fixed.enqueued:,} batch(es) re-enqueued, {fixed.alive:,} alive, {fixed.done:,} done")
+    elif job.out.is_dir():
+        restore(conn, job)  # the store is the system of record: count what it holds, even if Redis lost it
     report = job_report(conn, job)
     show_report(console, report, as_json)
     return report
 
 
 def submit_job(console: Console, prepared: PreparedJob, out: Path, url: str | None) -> tuple[redis.Redis, QueuedJob]:
-    """Checks the key and model as a local run does (workers would each find a missing key), then enqueues."""
-    check_credentials(prepared.spec.generation)
     conn = connect_checked(url)
     job, enqueued = submit(conn, prepared, out)
     console.print(

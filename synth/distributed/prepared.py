@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import redis
 
 from synth.distributed import keys
-from synth.distributed.queue import QueuedJob
+from synth.distributed.queue import QueuedJob, load_job
 from synth.errors import UserError
 from synth.planning.job import PreparedJob
 
@@ -45,13 +45,17 @@ class PreparedJobs:
         self.keep = keep
         self._jobs: OrderedDict[str, ReadyJob] = OrderedDict()
 
-    def get(self, conn: redis.Redis, job_id: str) -> ReadyJob:
+    def get(self, conn: redis.Redis, job_id: str, out: str | None = None) -> ReadyJob:
         """The job prepared, from this process's entry when its record is current, else prepared now."""
-        return self.fetch(conn, job_id)[0]
+        return self.fetch(conn, job_id, out)[0]
 
-    def fetch(self, conn: redis.Redis, job_id: str) -> tuple[ReadyJob, bool]:
-        """The job prepared, and whether it was prepared just now (new here, or its record changed)."""
+    def fetch(self, conn: redis.Redis, job_id: str, out: str | None = None) -> tuple[ReadyJob, bool]:
+        """The job prepared, and whether it was prepared just now (new here, or its record changed). `out`: the run
+        directory a batch payload carries, from which a job record Redis lost is restored first."""
         record = conn.get(keys.job_meta(job_id))
+        if record is None and out is not None:
+            load_job(conn, job_id, out)  # re-saves the record from the run directory
+            record = conn.get(keys.job_meta(job_id))
         if isinstance(record, str):  # a client made with decode_responses
             record = record.encode()
         if record is None:

@@ -2,9 +2,11 @@
 
 A job is keyed by its run id, so the run directory (the system of record) can always rebuild it. Batches go
 to the generate queue as standard RQ jobs with the JSON serializer and deterministic ids; a generate job
-enqueues its batch's verify job. Both run `synth.pipeline`, as the local executor does. The reconciler
-re-enqueues every batch that is neither done in the store nor alive in RQ, so a lost job, a dead worker or
-a flushed Redis cannot lose work, and a batch run twice rewrites the same shard.
+enqueues its batch's verify job. Both run `synth.pipeline`, as the local executor does, and both carry the
+run directory, so a batch runs even when Redis lost the job's record. The reconciler restores what Redis
+lost from the run directory (the job record, the done batches' summaries) and re-enqueues every batch that
+is neither done in the store nor alive in RQ, so a lost job, a dead worker or a flushed Redis cannot lose
+work or leave a job that never reports success, and a batch run twice rewrites the same shard.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import CanceledJobRegistry, FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -28,6 +31,7 @@ from rq.serializers import JSONSerializer
 from synth.distributed import keys
 from synth.distributed.finalize import reconcile_finalize
 from synth.errors import UserError
+from synth.llm.client import check_credentials
 from synth.planning.expand import BatchRef, Leaf, WorkItem
 from synth.planning.job import PreparedJob, iter_batches
 from synth.planning.prepare import prepare
@@ -35,6 +39,7 @@ from synth.prompts import PromptLibrary
 from synth.spec.file import LoadedSpec
 from synth.spec.model import JobSpec
 from synth.store.atomic import write_atomic
+from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
 
 GENERATE_FUNC = "workers.jobs.generate"
@@ -45,6 +50,7 @@ VERIFY_TIMEOUT_S = 600
 RESULT_TTL_S = 24 * 3600
 LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 ENQUEUE_CHUNK = 500
+STAGES = ("generate", "verify")
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,9 @@ def _save(conn: redis.Redis, job: QueuedJob) -> None:
     conn.zadd(keys.JOBS, {job.job_id: time.time()}, nx=True)  # the index /metrics and the API read
 
 
-def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
-    """A job by id, or by its run directory (re-registering it if Redis lost it)."""
+def load_job(conn: redis.Redis, job_ref: str, out: str | None = None) -> QueuedJob:
+    """A job by id, or by its run directory (re-registering it if Redis lost it). `out`: the run directory of
+    job id `job_ref`, which a worker's payload carries, so a batch runs even after Redis lost the job's record."""
     path = Path(job_ref)
     if (path / JOB_FILE).exists():
         job = QueuedJob.from_json(json.loads((path / JOB_FILE).read_text()))
@@ -131,6 +138,10 @@ def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
             _save(conn, job)
         return job
     raw = conn.get(keys.job_meta(job_ref))
+    if raw is None and out is not None and (Path(out) / JOB_FILE).exists():
+        job = load_job(conn, out)
+        if job.job_id == job_ref:
+            return job
     if raw is None:
         raise UserError(
             f"no synth job {job_ref!r} in this Redis; give its run directory instead "
@@ -140,7 +151,11 @@ def load_job(conn: redis.Redis, job_ref: str) -> QueuedJob:
 
 
 def submit(conn: redis.Redis, prepared: PreparedJob, out: Path) -> tuple[QueuedJob, int]:
-    """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does)."""
+    """Registers the job and enqueues every batch not done yet (failed items are retried, as a local rerun does).
+
+    First checks the key and model as a local run does when it makes its client: workers would each find a
+    missing key, after the job was accepted."""
+    check_credentials(prepared.spec.generation)
     job = register(conn, prepared, out)
     conn.delete(keys.job_cancelled(job.job_id), keys.job_error(job.job_id))  # a resubmit starts afresh
     return job, reconcile(conn, job, prepared, retry_failed=True).enqueued
@@ -188,7 +203,7 @@ def verify_queue(conn: redis.Redis) -> Queue:
 def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
     return Queue.prepare_data(
         GENERATE_FUNC,
-        args=(job.job_id, batch_to_json(batch)),
+        args=(job.job_id, batch_to_json(batch), str(job.out)),
         job_id=keys.rq_job_id("generate", job.job_id, batch.batch_id),
         timeout=job.generate_timeout_s,
         result_ttl=RESULT_TTL_S,
@@ -197,10 +212,12 @@ def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
     )
 
 
-def enqueue_verify(conn: redis.Redis, job_id: str, batch: dict[str, Any], generated: dict[str, Any]) -> None:
+def enqueue_verify(
+    conn: redis.Redis, job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: str | None = None
+) -> None:
     verify_queue(conn).enqueue_call(
         VERIFY_FUNC,
-        args=(job_id, batch, generated),
+        args=(job_id, batch, generated) if out is None else (job_id, batch, generated, out),
         job_id=keys.rq_job_id("verify", job_id, batch["batch_id"]),
         timeout=VERIFY_TIMEOUT_S,
         result_ttl=RESULT_TTL_S,
@@ -216,15 +233,46 @@ class Reconciled:
     enqueued: int = 0
 
 
+def restore(conn: redis.Redis, job: QueuedJob) -> int:
+    """Rebuilds from the run directory what Redis may have lost (FLUSHALL, a restart without AOF, an older
+    snapshot): the job's record, the summary of every batch the store has written (what `status` counts), and
+    no "failed" entry in either queue for a batch the store holds complete. Reads only the markers it needs.
+    Returns how many summaries it restored."""
+    if not conn.exists(keys.job_meta(job.job_id)):
+        _save(conn, job)
+    store, fingerprint = RunStore(job.out), job.spec.verifier_fingerprint
+    counted = {f.decode() if isinstance(f, bytes) else f for f in conn.hkeys(keys.job_done(job.job_id))}
+    restored = 0
+    with conn.pipeline(transaction=False) as pipe:
+        for batch_id in sorted(store.marker_ids() - counted):
+            marker = store.marker(batch_id)
+            if marker is not None and marker.verifiers == fingerprint:  # else reconcile verifies it again
+                pipe.hset(keys.job_done(job.job_id), batch_id, marker.summary().model_dump_json())
+                restored += 1
+        for queue in (generate_queue(conn), verify_queue(conn)):
+            registry = FailedJobRegistry(queue=queue)
+            for rq_id in registry.get_job_ids(cleanup=False):
+                if job.job_id in rq_id and _is_complete(store.marker(rq_id.rsplit("-", 1)[1]), fingerprint):
+                    pipe.zrem(registry.key, rq_id)  # stale: the batch was written after that job failed
+        pipe.execute()
+    return restored
+
+
+def _is_complete(marker: BatchMarker | None, fingerprint: str) -> bool:
+    return marker is not None and marker.verifiers == fingerprint and not marker.counts.failed
+
+
 def reconcile(
     conn: redis.Redis, job: QueuedJob, prepared: PreparedJob | None = None, *, retry_failed: bool = False
 ) -> Reconciled:
     """Enqueues every batch that is neither done in the store nor queued, running or scheduled in RQ.
 
-    First lets RQ itself requeue jobs abandoned by dead workers (their heartbeat expired). With
-    `retry_failed` (a resubmit, `--repair`), batches that finished with failed items and RQ jobs that failed
-    for good run again too; without it (the periodic check) they stay as they are, as after a local run.
+    First restores what Redis may have lost from the run directory (`restore`) and lets RQ itself requeue jobs
+    abandoned by dead workers (their heartbeat expired). With `retry_failed` (a resubmit, `--repair`), batches
+    that finished with failed items and RQ jobs that failed for good run again too; without it (the periodic
+    check) they stay as they are, as after a local run.
     """
+    restore(conn, job)
     for queue in (generate_queue(conn), verify_queue(conn)):
         StartedJobRegistry(queue=queue).cleanup()
     prepared = prepared or job.prepare()
@@ -246,10 +294,11 @@ def reconcile(
 
 def _enqueue_generate(conn: redis.Redis, job: QueuedJob, batches: list[BatchRef]) -> None:
     queue, batch_ids = generate_queue(conn), [b.batch_id for b in batches]
-    rq_ids = [keys.rq_job_id(stage, job.job_id, b) for b in batch_ids for stage in ("generate", "verify")]
+    rq_ids = [keys.rq_job_id(stage, job.job_id, b) for b in batch_ids for stage in STAGES]
     with conn.pipeline() as pipe:
-        for registry in (FailedJobRegistry(queue=queue), CanceledJobRegistry(queue=queue)):
-            pipe.zrem(registry.key, *rq_ids)  # a fresh start: no stale "failed" next to the new job
+        for stage_queue in (queue, verify_queue(conn)):
+            for registry in (FailedJobRegistry(queue=stage_queue), CanceledJobRegistry(queue=stage_queue)):
+                pipe.zrem(registry.key, *rq_ids)  # a fresh start: no stale "failed" in either queue
         pipe.hdel(keys.job_done(job.job_id), *batch_ids)  # its summary comes back when it is written again
         queue.enqueue_many([_generate_data(job, b) for b in batches], pipeline=pipe)
         pipe.execute()
@@ -264,14 +313,32 @@ def _is_finished(store: RunStore, batch: BatchRef, fingerprint: str, retry_faile
 
 def rq_states(conn: redis.Redis, job_id: str, batch_ids: list[str]) -> dict[str, set[JobStatus]]:
     """The RQ states of each batch's generate and verify jobs (a batch with neither has no entry)."""
-    ids = [keys.rq_job_id(stage, job_id, b) for b in batch_ids for stage in ("generate", "verify")]
-    jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer) if ids else []
+    ids = [keys.rq_job_id(stage, job_id, b) for b in batch_ids for stage in STAGES]
+    jobs = fetch_jobs(conn, ids)
     states: dict[str, set[JobStatus]] = {}
     for rq_id, rq_job in zip(ids, jobs, strict=True):
         status = rq_job.get_status(refresh=False) if rq_job is not None else None
         if status is not None:
             states.setdefault(rq_id.rsplit("-", 1)[1], set()).add(status)
     return states
+
+
+def fetch_jobs(conn: redis.Redis, ids: list[str]) -> list[Job | None]:
+    """RQ jobs by id, None for one that is gone or half there: after a FLUSHALL mid-run a running work horse's
+    heartbeat writes a few fields of its job hash back, which RQ cannot load (and `reconcile` re-enqueues)."""
+    if not ids:
+        return []
+    try:
+        return Job.fetch_many(ids, connection=conn, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return [_fetch_job(conn, rq_id) for rq_id in ids]
+
+
+def _fetch_job(conn: redis.Redis, rq_id: str) -> Job | None:
+    try:
+        return Job.fetch(rq_id, connection=conn, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
 
 
 def _chunks(items: Iterable[BatchRef], size: int) -> Iterator[list[BatchRef]]:
@@ -300,7 +367,7 @@ def stop(conn: redis.Redis, job_id: str, error: str) -> int:
 def _cancel_queued(conn: redis.Redis, job_id: str) -> int:
     prefix = keys.rq_job_id("generate", job_id, "")
     ours = [rq_id for rq_id in generate_queue(conn).get_job_ids() if rq_id.startswith(prefix)]
-    jobs = [j for j in Job.fetch_many(ours, connection=conn, serializer=JSONSerializer) if j is not None]
+    jobs = [j for j in fetch_jobs(conn, ours) if j is not None]
     for rq_job in jobs:
         rq_job.cancel()  # to RQ's canceled registry: `rq info` shows it, and a resubmit enqueues it afresh
     return len(jobs)

@@ -10,11 +10,10 @@ import redis
 from rq import Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.distributed.finalize import is_pending
-from synth.distributed.queue import QueuedJob, generate_queue, verify_queue
+from synth.distributed.queue import QueuedJob, fetch_jobs, generate_queue, verify_queue
 from synth.store.marker import BatchMarker
 from synth.store.totals import Totals
 
@@ -132,7 +131,7 @@ def _count_batches(conn: redis.Redis, snapshot: QueueSnapshot, report: JobReport
         report.running += len(snapshot.of_job(stage, "running", job_id))
         report.retrying += len(snapshot.of_job(stage, "retrying", job_id))
         failed = snapshot.of_job(stage, "failed", job_id)
-        for rq_job in Job.fetch_many(failed, connection=conn, serializer=JSONSerializer) if failed else []:
+        for rq_job in fetch_jobs(conn, failed) if failed else []:
             if rq_job is not None:
                 report.failed_jobs[rq_job.id] = _last_error(rq_job)
     report.workers, report.workers_busy = snapshot.workers, snapshot.workers_busy

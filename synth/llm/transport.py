@@ -10,6 +10,7 @@ provider, and OpenAI's own API with its per-model quirks, goes through litellm.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from synth.errors import CredentialsError, ModelError, RetryableModelError
 DIRECT_PROVIDERS = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
 PROVIDER_API_BASE = {"openai": "https://api.openai.com/v1"}
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -255,6 +257,8 @@ def import_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     litellm.turn_off_message_logging = True
+    for name in LITELLM_LOGGERS:  # litellm logs through handlers of its own, which the CLI's filter never sees
+        secrets.guard_logger(logging.getLogger(name))
     from synth.llm.local import register
 
     register(litellm)  # provider `local/...`; a no-op unless the optional llama-cpp-python is installed

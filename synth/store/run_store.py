@@ -206,6 +206,10 @@ class RunStore:
             return []
         return text.split("\n")[:-1]  # not splitlines(): JSON leaves U+2028 and friends unescaped inside a row
 
+    def marker_ids(self) -> set[str]:
+        """The batch ids that have a marker, without reading any."""
+        return {path.stem for path in (self.root / MARKER_DIR).glob("*.json")}
+
     def markers(self, *, verify: bool = False, damaged: list[str] | None = None) -> Iterator[BatchMarker]:
         """Every sound marker, in batch order. A corrupt one is skipped; with `verify`, so is one whose shards are
         missing or altered (their sha256 differs). Each skipped batch is added to `damaged` as `batch: why`."""

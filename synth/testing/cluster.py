@@ -29,11 +29,15 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A redis-server with AOF (fsync every write) in `directory`; `kill()` and `start()` keep its data."""
+    """A redis-server with AOF (fsync every write) in `directory`; `kill()` and `start()` keep its data.
+
+    With `appendonly=False` (and no snapshots) a restart comes back empty, as a Redis without persistence does.
+    """
 
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    appendonly: bool = True
 
     @property
     def url(self) -> str:
@@ -45,7 +49,8 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server (.ci/run does)")
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        command += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction"]
+        aof = "yes" if self.appendonly else "no"
+        command += ["--appendonly", aof, "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction"]
         with (self.directory / "redis.log").open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         self._wait_ready()
