@@ -31,13 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def installed(directory: Path) -> Iterator[dict[str, str]]:
-    """The plugins as an installed distribution in `directory`, on sys.path while the context lasts; yields the
-    environment a worker process needs to find them too."""
-    dist = directory / "synth_test_plugins-0.0.dist-info"
+def installed(
+    directory: Path, entry_points: dict[str, str] | None = None, dist_name: str = "synth-test-plugins"
+) -> Iterator[dict[str, str]]:
+    """Test plugins (default: this module's) as an installed distribution in `directory`, on sys.path while the
+    context lasts; yields the environment a worker process needs to find them too."""
+    dist = directory / f"{dist_name.replace('-', '_')}-0.0.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: synth-test-plugins\nVersion: 0.0\n")
-    lines = "".join(f"{name} = {target}\n" for name, target in ENTRY_POINTS.items())
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in (entry_points or ENTRY_POINTS).items())
     (dist / "entry_points.txt").write_text("[synth.verifiers]\n" + lines)
     sys.path.insert(0, str(directory))
     _rescan()

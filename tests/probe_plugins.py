@@ -8,42 +8,22 @@ each batch it verifies; it passes every record.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
 from synth.records import Record, Verdict
-from synth.verify import registry
 from synth.verify.protocol import BaseVerifier, VerifierContext, VerifierOptions
+from tests import plugins
 
 ENTRY_POINTS = {"probe": "tests.probe_plugins:ProbeVerifier"}
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@contextmanager
-def installed(directory: Path) -> Iterator[dict[str, str]]:
+def installed(directory: Path) -> AbstractContextManager[dict[str, str]]:
     """The probes as an installed distribution in `directory`; yields the environment a worker needs to find them."""
-    dist = directory / "synth_probe_plugins-0.0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: synth-probe-plugins\nVersion: 0.0\n")
-    lines = "".join(f"{name} = {target}\n" for name, target in ENTRY_POINTS.items())
-    (dist / "entry_points.txt").write_text("[synth.verifiers]\n" + lines)
-    sys.path.insert(0, str(directory))
-    _rescan()
-    try:
-        yield {"PYTHONPATH": os.pathsep.join([str(directory), str(REPO_ROOT)])}
-    finally:
-        sys.path.remove(str(directory))
-        _rescan()
-
-
-def _rescan() -> None:
-    importlib.invalidate_caches()
-    registry._registry.cache_clear()
+    return plugins.installed(directory, ENTRY_POINTS, "synth-probe-plugins")
 
 
 class ProbeOptions(VerifierOptions):
