@@ -9,6 +9,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from synth.api.jobs import EXAMPLE_SPEC
 from synth.distributed import keys
 from synth.testing.mock_openai import Behaviour
 from tests.conftest import base_spec
@@ -148,6 +149,16 @@ def test_a_secret_pasted_into_a_spec_is_never_echoed(service, mock_llm):
         assert response.status_code == 422
         assert secret not in response.text
     assert "api_key_env" in wrong_field.text
+
+
+def test_a_model_this_server_has_no_key_for_is_the_callers_to_fix(service, mock_llm, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with service.client() as client:
+        response = client.post("/v1/jobs", json=EXAMPLE_SPEC)  # an OpenAI model, and no OpenAI key on the server
+    assert response.status_code == 422, response.text
+    assert "OPENAI_API_KEY" in response.json()["error"]
+    assert service.conn.llen(f"rq:queue:{keys.GENERATE_QUEUE}") == 0
+    assert mock_llm.request_bodies() == []
 
 
 def test_cancel_stops_queued_batches_and_keeps_the_job_visible(service, mock_llm):

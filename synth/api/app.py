@@ -21,7 +21,7 @@ from synth.api.metrics import registry_for
 from synth.api.reports import Reports
 from synth.api.settings import ApiSettings
 from synth.distributed.connect import RETRY_ON, redis_url
-from synth.errors import ModelError, SpecError, UserError
+from synth.errors import CredentialsError, ModelError, SpecError, UserError
 from synth.spec.model import JobSpec
 from synth.topups.dataset import DatasetNotFoundError
 
@@ -86,6 +86,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, str(exc))
 
     async def model_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, CredentialsError):  # the spec names a model this server holds no key for: the caller's to fix
+            return _error(422, str(exc))
         return _error(502, f"model error: {exc}")
 
     async def redis_down(request: Request, exc: Exception) -> JSONResponse:

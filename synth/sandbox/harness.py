@@ -92,6 +92,7 @@ def _run_variant(
     deadline = started + job["limits"]["timeout_s"]
     events, status, rusage, timed_out = _collect(pid, read_end, wake, deadline, isolated)
     os.close(read_end)
+    timed_out = timed_out or _cpu_limit_reached(rusage, job["limits"]["rlimits"])
     wall_s = time.monotonic() - started
     return _summary(variant["name"], job["expected"], events, status, rusage, timed_out, wall_s)
 
@@ -115,6 +116,13 @@ def _collect(pid: int, fd: int, wake: int, deadline: float, isolated: bool) -> t
             _read_into(wake, bytearray())
         if fd in readable and not _read_into(fd, buffer):
             open_fds.remove(fd)  # EOF: the child (and anything it forked) closed the pipe
+
+
+def _cpu_limit_reached(rusage: Any, rlimits: dict[str, int]) -> bool:
+    """RLIMIT_CPU ends a spinning child with SIGKILL (soft = hard) before the wall-clock deadline may pass:
+    that is a timeout too, told by the CPU time the child used."""
+    cpu_limit = rlimits.get("RLIMIT_CPU")
+    return cpu_limit is not None and rusage.ru_utime + rusage.ru_stime >= cpu_limit - 0.05
 
 
 def _read_into(fd: int, buffer: bytearray) -> bool:
