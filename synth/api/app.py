@@ -86,7 +86,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, str(exc))
 
     async def model_error(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, CredentialsError):  # the spec names a model this server holds no key for: the caller's to fix
+        if isinstance(exc, CredentialsError):  # no key here for the model: the caller picks another
             return _error(422, str(exc))
         return _error(502, f"model error: {exc}")
 
