@@ -54,10 +54,11 @@ def test_batch_payload_round_trips_through_json(spec):
     assert batch_from_json(batch_to_json(batch)).items == batch.items
 
 
-def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, cluster):
+@pytest.mark.parametrize("in_process", [False, True], ids=["forked-horses", "in-process"])
+def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, cluster, in_process):
     asyncio.run(run_locally(spec, tmp_path / "local"))
-    cluster.start_worker("generate")
-    cluster.start_worker("verify")
+    cluster.start_worker("generate", in_process=in_process)
+    cluster.start_worker("verify", in_process=in_process)
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "dist")
     report = wait_for(conn, job)
     assert (report.batches_done, report.totals.items, report.totals.failed) == (job.total_batches, ITEMS, 0)

@@ -71,6 +71,19 @@ def test_sigkill_of_a_whole_worker_is_recovered_by_another(slow_spec, tmp_path, 
     assert time.monotonic() - killed_at < 180  # abandoned jobs come back within minutes, not RQ's default ten
 
 
+def test_sigkill_of_an_in_process_worker_mid_batch_is_recovered_by_another(slow_spec, tmp_path, cluster, mock_llm):
+    generate = cluster.start_worker("generate", in_process=True)
+    cluster.start_worker("verify", in_process=True)
+    conn, job = submit_spec(cluster.redis.url, slow_spec, tmp_path / "out")
+    wait_until(lambda: calls_in_flight(mock_llm), 30, "model calls in flight")
+    generate.send_signal(signal.SIGKILL)  # the batch dies with it: RQ finds its job abandoned
+    generate.wait(timeout=10)
+    cluster.start_worker("generate", in_process=True)
+    report = wait_for(conn, job)
+    assert report.batches_done == job.total_batches
+    assert_complete_exactly_once(tmp_path / "out", slow_spec)
+
+
 def test_sigkill_of_only_the_main_process_leaves_the_horse_to_finish(slow_spec, tmp_path, cluster, mock_llm):
     generate = cluster.start_worker("generate")
     cluster.start_worker("verify")

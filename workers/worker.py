@@ -9,11 +9,13 @@ import gc
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
 from synth.distributed import keys
 from synth.distributed.connect import connect_checked, redis_url, safe_url
@@ -56,8 +58,8 @@ def warm(stage: str, ready: ReadyJob) -> None:
             cls.preload_index(options, prepared.spec.dedup_index)
 
 
-class SynthWorker(Worker):
-    """An RQ worker that readies each synth job in its main process, just before RQ forks the work horse."""
+class ReadiesJobs(BaseWorker):
+    """Readies each synth job in the worker's main process before RQ runs it (in a forked horse or in place)."""
 
     def __init__(self, *args: Any, stage: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +79,10 @@ class SynthWorker(Worker):
         except Exception:
             logger.exception("could not ready job %s before the fork; its work horse will try again", job_id)
 
+
+class SynthWorker(ReadiesJobs, Worker):
+    """RQ's forking worker: every batch in a fresh work horse (a crash, leak or hang takes only that batch)."""
+
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         """Forks with every object so far frozen out of the collector: a horse's garbage collection then never
         walks (and so never copies) the pages it shares with this process."""
@@ -87,6 +93,50 @@ class SynthWorker(Worker):
             gc.unfreeze()  # only the main process gets here; the horse leaves through os._exit
 
 
+class InProcessSynthWorker(ReadiesJobs, SimpleWorker):
+    """Every batch in the worker's own process (RQ's SimpleWorker): no fork, no horse start-up and exit, and the
+    job's clients, caches and models kept from batch to batch, which is about half the CPU of a small batch.
+    The price is isolation: a batch that kills the interpreter takes the worker with it (RQ then finds its job
+    abandoned and it is retried, as for a SIGKILLed worker), and a timed-out batch is stopped by SIGALRM.
+
+    SimpleWorker sets one heartbeat that must outlast the whole job (its timeout + 60 s), so a killed worker's
+    batch would wait minutes to be found abandoned. A thread beats every `job_monitoring_interval` instead, as a
+    forking worker's main process does, and is stopped before RQ records the job's end (a late beat must not
+    put a finished job back in the started registry)."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self._beating = threading.Event()
+        self._beat_thread = threading.Thread(target=self._beat, args=(job,), name="synth-heartbeat", daemon=True)
+        self._beat_thread.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self._stop_beating()
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        return BaseWorker.get_heartbeat_ttl(self, job)  # the monitoring interval + 60 s, not SimpleWorker's timeout
+
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        self._stop_beating()
+        super().handle_job_success(job, *args, **kwargs)
+
+    def handle_job_failure(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        self._stop_beating()
+        super().handle_job_failure(job, *args, **kwargs)
+
+    def _beat(self, job: Job) -> None:
+        while not self._beating.wait(self.job_monitoring_interval):
+            try:
+                self.maintain_heartbeats(job)
+            except Exception:  # a Redis blip: the next beat tries again, well within the TTL
+                logger.warning("heartbeat of job %s failed", job.id, exc_info=True)
+
+    def _stop_beating(self) -> None:
+        self._beating.set()
+        if self._beat_thread is not threading.current_thread():
+            self._beat_thread.join()
+
+
 def start_worker(
     stage: str,
     url: str | None = None,
@@ -95,14 +145,17 @@ def start_worker(
     burst: bool = False,
     maintenance_interval_s: int = MAINTENANCE_INTERVAL_S,
     job_monitoring_interval_s: int = JOB_MONITORING_INTERVAL_S,
+    in_process: bool = False,
 ) -> bool:
-    """Runs a worker on the stage's queue until stopped (or, with `burst`, until the queue is empty)."""
+    """Runs a worker on the stage's queue until stopped (or, with `burst`, until the queue is empty); with
+    `in_process`, each batch runs in this process instead of a forked work horse."""
     resolved = redis_url(url)
     os.environ["SYNTH_REDIS_URL"] = resolved  # work horses open their own asyncio clients from it
     preload(stage)
     conn = connect_checked(resolved)
     queue = Queue(keys.QUEUES[stage], connection=conn, serializer=JSONSerializer)
-    worker = SynthWorker(
+    worker_class = InProcessSynthWorker if in_process else SynthWorker
+    worker = worker_class(
         [queue],
         stage=stage,
         connection=conn,

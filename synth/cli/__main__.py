@@ -1,5 +1,5 @@
 """`python -m synth.cli`: the same as the `synth` command."""
 
-from synth.cli import main
+from synth.cli.entry import main
 
 main()

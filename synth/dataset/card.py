@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from synth import __version__
-from synth.dataset import plots
 from synth.dataset.balance import file_targets, spec_targets
 from synth.dataset.diversity import EmbeddingSpread, distinct_n, spread
 from synth.dataset.index import RecordIndex
@@ -119,6 +118,8 @@ def make_card(
 
 def draw(folder: Path, stats: CardStats, measures: Measures, targets: dict[str, int]) -> dict[str, str]:
     """Every plot the data allows; {name: path relative to the card}."""
+    from synth.dataset import plots  # matplotlib costs every `synth` command ~0.5 s to import: only a card pays it
+
     made: dict[str, Path] = {}
     accepted = {name: c.accepted for name, c in stats.categories.items()}
     made["counts"] = plots.counts(folder / "counts.png", accepted, targets)

@@ -18,9 +18,6 @@ from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import MinHash
-from datasketch.minhash import _fmix
-
 from synth.dedup.text import normalize
 
 Hashes = npt.NDArray[np.uint32]
@@ -97,6 +94,8 @@ class Sketcher:
 
     @cached_property
     def _permutations(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+        from datasketch import MinHash  # imported when first used: datasketch pulls in scipy (~0.5 s a start-up)
+
         a, b = MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32").permutations
         return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
 
@@ -119,6 +118,8 @@ class Sketcher:
         filled = [i for i, h in enumerate(hashes) if len(h)]
         if not filled:
             return out
+        from datasketch.minhash import _fmix
+
         a, b = self._permutations
         values = np.concatenate([hashes[i] for i in filled]).reshape(-1, 1)
         offsets = np.cumsum([0] + [len(hashes[i]) for i in filled[:-1]])

@@ -19,6 +19,7 @@ import numpy as np
 
 from synth.errors import StoreError
 from synth.state.buckets import BucketEntry, BucketLookup, Earlier
+from synth.state.coalescer import Coalescer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +43,10 @@ class LocalState:
             self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: dedup entries are keyed by random record ids
             self._db.executescript(SCHEMA)
         self._lookups: dict[str, BucketLookup] = {}
+        # A batch's items finish and claim in the same loop turns: one transaction per turn commits them all,
+        # where a commit apiece cost ~100 µs an item. Each caller still returns only once its row is committed.
+        self._puts: Coalescer[tuple[str, str], None] = Coalescer(self._put_many)
+        self._claims: Coalescer[tuple[str, str, str], str] = Coalescer(self._claim_many)
 
     @contextmanager
     def _failing_clearly(self) -> Iterator[None]:
@@ -57,18 +62,27 @@ class LocalState:
         return json.loads(row[0]) if row else None
 
     async def put(self, key: str, value: dict[str, Any]) -> None:
-        with self._failing_clearly():
-            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        await self._puts.submit((key, json.dumps(value)))
 
     async def claim(self, namespace: str, key: str, owner: str) -> str:
-        # One statement: insert, or touch the existing row so RETURNING yields the owner that holds the key.
-        with self._failing_clearly():
-            row = self._db.execute(
-                "INSERT INTO claims (namespace, key, owner) VALUES (?, ?, ?) "
-                "ON CONFLICT (namespace, key) DO UPDATE SET owner = owner RETURNING owner",
-                (namespace, key, owner),
-            ).fetchone()
-        return str(row[0])
+        return await self._claims.submit((namespace, key, owner))
+
+    async def _put_many(self, rows: list[tuple[str, str]]) -> list[None]:
+        with self._failing_clearly(), self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
+        return [None] * len(rows)
+
+    async def _claim_many(self, claims: list[tuple[str, str, str]]) -> list[str]:
+        # One statement a claim, in the order they were made: insert, or touch the existing row so RETURNING
+        # yields the owner that holds the key (an earlier claim of this very transaction included).
+        statement = (
+            "INSERT INTO claims (namespace, key, owner) VALUES (?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET owner = owner RETURNING owner"
+        )
+        with self._failing_clearly(), self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            return [str(self._db.execute(statement, claim).fetchone()[0]) for claim in claims]
 
     async def enter(self, namespace: str, entries: Sequence[BucketEntry], limit: int) -> list[Earlier]:
         # The rows are the durable log (one per entry, appended in sequence order); the lookup that finds earlier

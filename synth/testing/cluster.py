@@ -88,9 +88,10 @@ class Cluster:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
-    def start_worker(self, stage: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, stage: str, in_process: bool = False) -> subprocess.Popen[bytes]:
         index = len(self.workers)
         command = [sys.executable, "-m", "synth.cli", "-v", "worker", stage, "--redis", self.redis.url]
+        command += ["--in-process"] if in_process else []
         command += ["--maintenance-interval", str(self.maintenance_interval_s), "--name", f"{stage}-{index}"]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **self.env}
         with (self.log_dir / f"worker-{stage}-{index}.log").open("ab") as log:
