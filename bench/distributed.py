@@ -58,9 +58,11 @@ class DistributedMeasure:
         return self.worker_cpu_s + self.submit_cpu_s
 
 
-def distributed_run(spec: dict[str, Any], tmp: Path, generate_workers: int) -> DistributedMeasure:
+def distributed_run(
+    spec: dict[str, Any], tmp: Path, generate_workers: int, in_process: bool = False
+) -> DistributedMeasure:
     """Workers already started and idle (as in a deployment): their start-up CPU is not counted."""
-    with running_cluster(tmp, generate_workers) as (conn, cluster):
+    with running_cluster(tmp, generate_workers, in_process) as (conn, cluster):
         workers_before, redis_before = cluster_cpu_s(cluster), tree_cpu_s(redis_pid(cluster))
         started, cpu_started = time.perf_counter(), time.process_time()
         job = submit_spec(conn, spec, tmp)
@@ -100,14 +102,16 @@ def wait_workers_idle(conn: redis.Redis, timeout_s: float = 30) -> None:
 
 
 @contextmanager
-def running_cluster(tmp: Path, generate_workers: int) -> Iterator[tuple[redis.Redis, Cluster]]:
+def running_cluster(
+    tmp: Path, generate_workers: int, in_process: bool = False
+) -> Iterator[tuple[redis.Redis, Cluster]]:
     """Redis and workers started and registered (as in a deployment), all stopped afterwards."""
     server = RedisServer(tmp / "redis").start()
     cluster = Cluster(server, tmp, maintenance_interval_s=5)
     try:
         for _ in range(generate_workers):
-            cluster.start_worker("generate")
-        cluster.start_worker("verify")
+            cluster.start_worker("generate", in_process)
+        cluster.start_worker("verify", in_process)
         cluster.wait_idle_workers(generate_workers + 1)
         yield redis.Redis.from_url(server.url), cluster
     finally:
@@ -131,7 +135,8 @@ def wait_all_done(conn: redis.Redis, job: QueuedJob, timeout_s: float = 600) -> 
 
 
 def throughput(items: int, latency: float, concurrency: int, batch_size: int) -> dict[str, Any]:
-    """Local then distributed, back to back on one mock server, so both see the same machine load."""
+    """Local, then distributed with forking workers, then with `--in-process` workers, back to back on one mock
+    server, so all three see the same machine load."""
     with mock_server(latency) as api_base:
         spec = bench_spec(api_base, items, concurrency, batch_size)
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,28 +145,36 @@ def throughput(items: int, latency: float, concurrency: int, batch_size: int) ->
             local = measure_run(spec, Path(tmp))
         with tempfile.TemporaryDirectory() as tmp:
             dist = distributed_run(spec, Path(tmp), generate_workers=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            in_process = distributed_run(spec, Path(tmp), generate_workers=2, in_process=True)
     ideal = items * latency / concurrency
     local_cpu = local.cpu_s - startup.cpu_s  # the workers' start-up is not counted either
 
     def per_item_ms(cpu_s: float) -> float:
         return round(1000 * cpu_s / items, 2)
 
+    def distributed(prefix: str, run: DistributedMeasure) -> dict[str, Any]:
+        return {
+            f"{prefix}_wall_s": round(run.wall_s, 2),
+            f"{prefix}_vs_ideal": round(ideal / run.wall_s, 3),
+            f"{prefix}_vs_local": round(local.wall_s / run.wall_s, 3),
+            f"{prefix}_cpu_ms_per_item": per_item_ms(run.cpu_s),
+            f"{prefix}_worker_cpu_ms_per_item": per_item_ms(run.worker_cpu_s),
+            f"{prefix}_submit_cpu_ms_per_item": per_item_ms(run.submit_cpu_s),
+            f"{prefix}_redis_cpu_ms_per_item": per_item_ms(run.redis_cpu_s),
+            f"{prefix}_cpu_vs_local": round(run.cpu_s / local_cpu, 2),
+            f"{prefix}_lost": items - run.totals["items"],
+            f"{prefix}_failed": run.totals["failed"],
+        }
+
     return {
         "scenario": f"throughput N={items} L={latency}s C={concurrency} batch={batch_size}",
         "local_wall_s": round(local.wall_s, 2),
-        "distributed_wall_s": round(dist.wall_s, 2),
         "local_vs_ideal": round(ideal / local.wall_s, 3),
-        "distributed_vs_ideal": round(ideal / dist.wall_s, 3),
-        "distributed_vs_local": round(local.wall_s / dist.wall_s, 3),
         "local_cpu_ms_per_item": per_item_ms(local_cpu),
         "local_startup_cpu_s": round(startup.cpu_s, 2),
-        "distributed_cpu_ms_per_item": per_item_ms(dist.cpu_s),
-        "distributed_worker_cpu_ms_per_item": per_item_ms(dist.worker_cpu_s),
-        "distributed_submit_cpu_ms_per_item": per_item_ms(dist.submit_cpu_s),
-        "redis_cpu_ms_per_item": per_item_ms(dist.redis_cpu_s),
-        "cpu_distributed_vs_local": round(dist.cpu_s / local_cpu, 2),
-        "lost": items - dist.totals["items"],
-        "failed": dist.totals["failed"],
+        **distributed("distributed", dist),
+        **distributed("in_process", in_process),
     }
 
 

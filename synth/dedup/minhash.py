@@ -18,6 +18,7 @@ from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
+
 from synth.dedup.text import normalize
 
 Hashes = npt.NDArray[np.uint32]
