@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -46,7 +46,7 @@ class Word:
     start: int
     end: int
 
-    @property
+    @cached_property
     def key(self) -> str:
         """As the census writes it: upper case, no accents or apostrophes (O'Brien is OBRIEN)."""
         ascii_text = unicodedata.normalize("NFKD", self.text).encode("ascii", "ignore").decode()
