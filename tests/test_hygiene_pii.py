@@ -1,5 +1,6 @@
-"""verifiers/pii.py: presidio pattern recognizers, scrub or reject per entity type, spans and hashes recorded
-and never the raw value, through the verifier and through a real local run's stored records."""
+"""verifiers/pii.py: presidio pattern recognizers and the census name gazetteer, scrub or reject per entity type,
+spans and hashes recorded and never the raw value, through the verifier and through a real local run's stored
+records."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from synth.errors import UserError
 from synth.records import text_sha256
 from synth.state.local import LocalState
 from synth.testing.mock_openai import Behaviour
@@ -74,6 +76,54 @@ async def test_every_text_field_is_checked_and_clean_samples_pass_untouched(stat
     assert [c.field for c in verdicts[0].changes] == ["instruction"]
     assert verdicts[1].passed
     assert verdicts[1].changes == []
+
+
+async def test_person_names_and_street_addresses_are_scrubbed_to_typed_placeholders(state):
+    text = "Ask Mary Smith to ship it to 50 Point Walter Road, Suite 394; ms. Bartele met Patrick A. Kilfoyle."
+    (verdict,) = await pii(state).verify_batch([record("a", text)])
+    assert verdict.replacement is not None
+    assert verdict.replacement["output"] == "Ask <PERSON> to ship it to <ADDRESS>; ms. <PERSON> met <PERSON>."
+    assert verdict.changes[0].kinds == ["PERSON", "STREET_ADDRESS", "PERSON", "PERSON"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["Via Leopardi 83", "Rue de Bouillon 316", "Ulriksholmvej 46", "P.O. Box 50", "PSC 2945, Box 1168\nAPO AA 72859"],
+)
+async def test_street_addresses_written_the_continental_way_and_military_mail_are_found(state, address):
+    (verdict,) = await pii(state).verify_batch([record("a", f"Send it to {address} today.")])
+    assert verdict.replacement is not None
+    assert verdict.replacement["output"] == "Send it to <ADDRESS> today."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will Power beats talent; meet me at Grant Park.",  # names that are mostly common words
+        "In France the Morris Street office is open.",  # a stop word, a street
+        "The Big Three Killed My Baby By John Smith Tonight",  # a Title Case heading
+        "I miss Paris. ROSE SMITH REPORTS.",  # a verb that is also a title; ALL CAPS
+        "Walk 5 miles down the road, plant 3 trees in the park.",  # lower-case nouns are no street
+    ],
+)
+async def test_capitalised_common_words_headings_and_lowercase_nouns_are_left_alone(state, text):
+    (verdict,) = await pii(state).verify_batch([record("a", text)])
+    assert verdict.changes == []
+    assert verdict.replacement is None
+
+
+async def test_person_and_address_take_their_own_actions(state):
+    verifier = pii(state, actions={"PERSON": "reject", "STREET_ADDRESS": "ignore"})
+    (verdict,) = await verifier.verify_batch([record("a", "Mary Smith lives at 12 Oak Street.")])
+    assert (verdict.passed, verdict.reason) == (False, "pii_found")
+    assert verdict.details == {"entities": [{"field": "output", "type": "PERSON", "start": 0, "end": 10}]}
+    assert verdict.replacement is not None
+    assert verdict.replacement["output"] == "<PERSON> lives at 12 Oak Street."
+
+
+def test_a_named_spacy_model_that_is_not_installed_is_a_user_error_saying_how_to_install_it(state):
+    with pytest.raises(UserError, match="python -m spacy download xx_no_such_model"):
+        pii(state, ner_model="xx_no_such_model")
 
 
 def test_an_unknown_entity_type_is_an_options_error(state):

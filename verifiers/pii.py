@@ -24,7 +24,7 @@ class PiiOptions(VerifierOptions):
     default_action: Action = Field("scrub", description="What to do with an entity type not listed in `actions`.")
     actions: dict[str, Action] = Field(default_factory=dict, description="Per entity type, e.g. {CREDIT_CARD: reject}.")
     min_score: float = Field(0.4, ge=0, le=1, description="Recognizer confidence below which a match is ignored.")
-    ner_model: str | None = Field(None, description="An installed spaCy model for PERSON and LOCATION.")
+    ner_model: str | None = Field(None, description="An installed spaCy model: adds NER for PERSON and LOCATION.")
     phone_regions: tuple[str, ...] | None = Field(
         None, description="Regions (ISO codes) whose phone formats count; default: presidio's (US, UK, DE, ...)."
     )
@@ -47,7 +47,7 @@ class Found:
 
 class PiiVerifier(BaseVerifier):
     name: ClassVar[str] = "pii"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: person names and more address forms without an NER model
     Options: ClassVar[type[VerifierOptions]] = PiiOptions
 
     def __init__(self, options: PiiOptions, context: VerifierContext) -> None:

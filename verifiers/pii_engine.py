@@ -1,19 +1,24 @@
-"""The PII analyzer: presidio-analyzer with pattern recognizers that need no model, plus an optional spaCy NER.
+"""The PII analyzer: presidio-analyzer with recognizers that need no model, plus an optional spaCy NER.
 
 No spaCy model is on PyPI from spaCy's authors (en_core_web_sm ships from their GitHub releases; the PyPI
 copies are third-party uploads of unclear provenance), so by default the NLP engine is a blank English spaCy
 pipeline (a tokenizer, for presidio's context words) and every recognizer is a pattern with a validator:
 email, phone (Google's libphonenumber via `phonenumbers`), credit card (Luhn), IBAN (mod-97), IP, US SSN, plus
-ours for API-key-like secrets and street addresses. `ner_model` names an installed spaCy package (e.g. one
-installed with `python -m spacy download en_core_web_sm`) to add presidio's PERSON and LOCATION.
+ours for API-key-like secrets and street addresses, and person names from a census gazetteer (pii_names).
+`ner_model` names an installed spaCy package (e.g. one installed with `python -m spacy download
+en_core_web_sm`) to add presidio's NER for PERSON and LOCATION.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
 from synth.errors import UserError
+from verifiers.pii_address import ADDRESS_PATTERNS
+from verifiers.pii_names import gazetteer, person_spans
 
 PLACEHOLDERS = {
     "EMAIL_ADDRESS": "<EMAIL>",
@@ -27,7 +32,7 @@ PLACEHOLDERS = {
     "PERSON": "<PERSON>",
     "LOCATION": "<LOCATION>",
 }
-NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
+NER_ENTITIES = frozenset({"LOCATION"})  # entities only an NER model finds
 # More regions whose national formats a phone number may be written in than presidio's default 8: on the bench
 # they lift phone recall from 0.49 to 0.73 and cut its precision from 0.98 to 0.69 (so they are an option).
 WIDE_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "CH", "AU", "BR", "IL", "IN", "CA", "NL", "SE", "DK",
@@ -41,17 +46,6 @@ API_KEY_PATTERNS = {
     "stripe": r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
     "jwt": r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
     "assigned_secret": r"(?i)(?<=\b(?:api[_-]?key|secret|token|password|passwd)\s*[:=]\s*['\"]?)[A-Za-z0-9_\-/+=]{16,}",
-}
-STREET_SUFFIX = (
-    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|Parkway|"
-    r"Pkwy|Highway|Hwy|Square|Sq|Circle|Cir|Trail|Trl|Crescent|Close|Alley|Row|Gardens|Hill|Park)"
-)
-ADDRESS_PATTERNS = {
-    "us_street": rf"\b\d{{1,6}}\s+(?:[A-Z][A-Za-z'.-]*\s+){{1,4}}{STREET_SUFFIX}\b\.?"
-    r"(?:,?\s+(?:Apt\.?|Suite|Unit)\s*#?\d+)?",
-    "continental": r"\b(?:Rue|Via|Calle|Avenida|Rua|Viale|Piazza|Chemin|Boulevard)\s+"
-    r"(?:[A-Za-zÀ-ÿ'.-]+\s+){0,4}\d{1,5}\b",
-    "po_box": r"\bP\.?\s?O\.?\s+Box\s+\d{1,6}\b",
 }
 
 
@@ -87,9 +81,12 @@ def analyzer(ner_model: str | None = None, phone_regions: tuple[str, ...] | None
     registry.add_recognizer(PhoneRecognizer(supported_regions=phone_regions) if phone_regions else PhoneRecognizer())
     registry.add_recognizer(UsSsnRecognizer())
     registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "API_KEY", API_KEY_PATTERNS, 0.8))
-    registry.add_recognizer(_patterns(PatternRecognizer, Pattern, "STREET_ADDRESS", ADDRESS_PATTERNS, 0.6))
-    if ner_model:
-        registry.add_recognizer(SpacyRecognizer(supported_entities=sorted(NER_ENTITIES)))
+    address = _patterns(PatternRecognizer, Pattern, "STREET_ADDRESS", ADDRESS_PATTERNS, 0.6, global_regex_flags=re.M)
+    registry.add_recognizer(address)
+    gazetteer()  # the census lists are read here, so a preload reads them once before workers fork
+    registry.add_recognizer(_spans_recognizer("PERSON", person_spans))
+    if ner_model:  # alongside the gazetteer: on an overlap the more confident span wins (PiiVerifier.find)
+        registry.add_recognizer(SpacyRecognizer(supported_entities=["LOCATION", "PERSON"]))
     return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
 
 
@@ -105,6 +102,22 @@ def _spacy_pipeline(spacy: Any, ner_model: str | None) -> Any:
         ) from None
 
 
-def _patterns(recognizer: Any, pattern: Any, entity: str, patterns: dict[str, str], score: float) -> Any:
+def _patterns(
+    recognizer: Any, pattern: Any, entity: str, patterns: dict[str, str], score: float, **options: Any
+) -> Any:
     found = [pattern(name=name, regex=regex, score=score) for name, regex in patterns.items()]
-    return recognizer(supported_entity=entity, patterns=found, name=f"synth_{entity.lower()}")
+    return recognizer(supported_entity=entity, patterns=found, name=f"synth_{entity.lower()}", **options)
+
+
+def _spans_recognizer(entity: str, spans: Callable[[str], Iterable[tuple[int, int, float]]]) -> Any:
+    """A presidio recognizer for `entity` around a function from text to (start, end, score) spans."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class SpansRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            return [RecognizerResult(entity, start, end, score) for start, end, score in spans(text)]
+
+    return SpansRecognizer(supported_entities=[entity], name=f"synth_{entity.lower()}")
