@@ -15,6 +15,7 @@ cores fall from 151 to 11 tok/s when other work keeps both cores busy; one threa
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import logging
 import os
@@ -178,6 +179,16 @@ class LocalModel:
 
 _models: dict[Path, LocalModel] = {}
 _loading = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """llama.cpp frees a model in `Llama.__del__`, which at interpreter exit may run after the modules it calls
+    are torn down (a `TypeError: 'NoneType' object is not callable` traceback after a run): free them first."""
+    with _loading:
+        for model in _models.values():
+            model.llama.close()
+        _models.clear()
 
 
 def load_model(name: str) -> LocalModel:

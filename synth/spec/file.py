@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
@@ -89,11 +91,26 @@ def _read_text(source: Path) -> str:
         raise SpecError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A hostile spec may nest until the parser runs out of stack. A garbage collection that starts down there runs
+    other objects' finalizers with no stack left, and they print 'Exception ignored' tracebacks over the error;
+    parsing a spec allocates little, so the collector waits for it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_yaml(text: str, origin: str = "spec") -> tuple[Any, dict[Path_, int]]:
     """Safe-loads YAML (no python tags) and maps each field path to its 1-based line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        with _collector_paused():
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
