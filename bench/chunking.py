@@ -14,16 +14,14 @@ import multiprocessing
 import os
 import random
 import resource
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, env_for_bench
+from common import env_for_bench
 
-sys.path.insert(0, str(ROOT))  # this checkout's synth, whichever checkout the venv installed
 env_for_bench()
 # Imported before the children fork: scenarios time their work, not imports (litellm's alone takes seconds).
 from synth.ids import sha256_text  # noqa: E402

@@ -18,11 +18,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# `python bench/x.py` puts bench/ first on the path, where bench/verifiers.py would shadow the `verifiers`
-# package the plugins live in: the project root takes its place, and bench/ goes last.
-if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path[0:1] = [str(ROOT)]
-    sys.path.append(str(ROOT / "bench"))
+# Every benchmark imports this first: this checkout's packages go ahead of whichever checkout the venv installed,
+# and ahead of bench/ itself, where bench/verifiers.py would shadow the `verifiers` package the plugins live in.
+sys.path.insert(0, str(ROOT))
 SYNTH = Path(sys.executable).parent / "synth"
 
 

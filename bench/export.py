@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -23,9 +22,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, SYNTH, env_for_bench
+from common import SYNTH, env_for_bench
 
-sys.path.insert(0, str(ROOT))  # this checkout's synth, whichever checkout the venv installed
 env_for_bench()
 
 from synth.ids import stable_hash  # noqa: E402

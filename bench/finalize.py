@@ -16,16 +16,14 @@ import asyncio
 import json
 import multiprocessing
 import resource
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, env_for_bench
+from common import env_for_bench
 
-sys.path.insert(0, str(ROOT))  # this checkout's synth, whichever checkout the venv installed
 env_for_bench()
 from synth.ids import stable_hash  # noqa: E402
 from synth.records import Lineage, Record, Verdict  # noqa: E402

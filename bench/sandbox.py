@@ -19,14 +19,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from common import ROOT, env_for_bench
+from common import env_for_bench
 
-sys.path.insert(0, str(ROOT))  # this checkout's synth, whichever checkout the venv installed
 env_for_bench()
 from verifier_rows import code_exec  # noqa: E402
 

@@ -9,12 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
-
-# The checkout's root goes first on the path: this script's folder, put there by Python, would otherwise shadow
-# the `verifiers` package with this very file (the editable install's finder only runs after the path's).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import env_for_bench
 from rich.console import Console

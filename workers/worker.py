@@ -133,8 +133,7 @@ class InProcessSynthWorker(ReadiesJobs, SimpleWorker):
 
     def _stop_beating(self) -> None:
         self._beating.set()
-        if self._beat_thread is not threading.current_thread():
-            self._beat_thread.join()
+        self._beat_thread.join()
 
 
 def start_worker(

@@ -86,8 +86,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, str(exc))
 
     async def model_error(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, CredentialsError):  # no key here for the model: the caller picks another
-            return _error(422, str(exc))
         return _error(502, f"model error: {exc}")
 
     async def redis_down(request: Request, exc: Exception) -> JSONResponse:
@@ -98,6 +96,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(ModelError, model_error)
+    # No key here for the model a spec names: a ModelError and a UserError, and the caller's to fix (422, not 502).
+    app.add_exception_handler(CredentialsError, user_error)
     app.add_exception_handler(redis.ConnectionError, redis_down)
     app.add_exception_handler(redis.TimeoutError, redis_down)
 
