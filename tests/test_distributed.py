@@ -71,6 +71,15 @@ def test_distributed_run_writes_the_same_records_as_a_local_run(spec, tmp_path, 
     assert_complete_exactly_once(tmp_path / "dist", spec)
 
 
+def test_an_in_process_worker_keeps_its_model_connections_from_batch_to_batch(spec, tmp_path, cluster, mock_llm):
+    cluster.start_worker("generate", in_process=True)
+    cluster.start_worker("verify", in_process=True)
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    report = wait_for(conn, job)
+    assert (report.batches_done, report.totals.items) == (job.total_batches, ITEMS)
+    assert len(mock_llm.state.connections) <= 4 < job.total_batches  # one batch's pool (batches of 4), kept
+
+
 def test_lineage_of_a_distributed_record_names_the_job(spec, tmp_path, cluster):
     cluster.start_worker("generate")
     cluster.start_worker("verify")

@@ -1,15 +1,14 @@
 """The RQ job functions, by dotted name: `workers.jobs.generate`, `.verify`, `.finalize` and `.reverify`. Thin.
 
-Each runs one batch through the same `synth.pipeline` stages the local executor runs. RQ gives every job a
-fresh process (the work horse), so clients are made inside the job's own event loop and closed before it
-returns; the prepared job comes from the worker's main process (`synth.distributed.prepared`). Writes are
+Each runs one batch through the same `synth.pipeline` stages the local executor runs, on the worker's event loop
+(`synth.distributed.worker_loop`: a forked work horse's own, or an in-process worker's, kept with its connections
+from batch to batch); the prepared job comes from the worker's main process (`synth.distributed.prepared`). Writes are
 idempotent by batch id: a job run twice (a retry, or an orphaned horse whose worker was killed) rewrites the
 same shard.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,16 @@ from rq import get_current_job
 from synth.dedup.index import publish
 from synth.distributed import keys
 from synth.distributed.call_stats import add_call_stats
-from synth.distributed.connect import connect_async
 from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.prepared import PREPARED, ReadyJob
 from synth.distributed.queue import batch_from_json, enqueue_verify, is_cancelled, is_stopped, stop
 from synth.distributed.reverify import run_reverify_job
 from synth.distributed.stage import worker_verification
+from synth.distributed.worker_loop import WORKER_LOOP
 from synth.errors import ModelError
-from synth.llm import LLMClient
-from synth.llm.shared_limits import SharedLimits
 from synth.pipeline import GeneratedBatch, JobContext, generate_batch, verify_batch
 from synth.planning.expand import BatchRef
 from synth.spec.model import JobSpec
-from synth.state.redis import RedisState
 from synth.store.marker import BatchMarker
 from synth.store.run_store import RunStore
 
@@ -52,7 +48,7 @@ def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict
     if RunStore(job.out).done_marker(ref, job.spec.verifier_fingerprint) is not None:
         return {"skipped": "done"}
     try:
-        generated = asyncio.run(_generate(ready, ref))
+        generated = WORKER_LOOP.run(_generate(ready, ref))
     except ModelError as exc:  # fatal: bad key, unknown model. Stop the job as a local run stops.
         stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
@@ -63,16 +59,13 @@ def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict
 
 async def _generate(ready: ReadyJob, batch: BatchRef) -> GeneratedBatch:
     job, prepared = ready.job, ready.prepared
-    client = connect_async()
-    config = prepared.spec.generation
-    llm = LLMClient(config, cache=RedisState(client, job.job_id), shared=SharedLimits.for_config(client, config))
+    llm = WORKER_LOOP.llm_client(prepared.spec.generation, job.job_id)
     try:
         ctx = JobContext.for_generation(prepared, RunStore(job.out), llm, run_id=job.job_id, job_id=job.job_id)
         return await generate_batch(batch, ctx)
     finally:
-        await add_call_stats(client, llm.stats)  # 429s and retries, for /metrics
+        await add_call_stats(WORKER_LOOP.redis(), llm.stats)  # 429s and retries, for /metrics
         await llm.aclose()
-        await client.aclose()
 
 
 def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: str | None = None) -> dict[str, Any]:
@@ -80,7 +73,7 @@ def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: s
     conn = _connection()
     ready = PREPARED.get(conn, job_id, out)
     job = ready.job
-    marker = asyncio.run(_verify(ready, batch_from_json(batch), GeneratedBatch.from_json(generated)))
+    marker = WORKER_LOOP.run(_verify(ready, batch_from_json(batch), GeneratedBatch.from_json(generated)))
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete

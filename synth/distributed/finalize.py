@@ -12,7 +12,6 @@ not finalized and no finalize job is alive (an enqueue lost with Redis, a job th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from rq.serializers import JSONSerializer
 
 from synth.distributed import keys
 from synth.distributed.stage import worker_verification
+from synth.distributed.worker_loop import WORKER_LOOP
 from synth.errors import RunError
 from synth.planning.prepare import prepare_chain
 from synth.spec.file import LoadedSpec
@@ -109,7 +109,7 @@ def _enqueue(conn: redis.Redis, job_id: str, out: Path, spec: JobSpec) -> None:
 def run_finalize(conn: redis.Redis, job_id: str, out: Path, spec: JobSpec) -> FinalizeOutcome | None:
     """The finalize job: finalizes the run until no batch changed under it, updating the batch summaries."""
     for _ in range(MAX_PASSES):
-        outcome = asyncio.run(_finalize(job_id, out, spec))
+        outcome = WORKER_LOOP.run(_finalize(job_id, out, spec))
         for marker in outcome.rewritten if outcome is not None else []:
             conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
         RunStore(out).write_manifest()

@@ -9,7 +9,6 @@ wait loop every 30 s) enqueues every source batch that is neither written with t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -27,6 +26,7 @@ from synth.distributed.finalize import is_pending, reconcile_finalize, request_f
 from synth.distributed.queue import ENQUEUE_CHUNK, LIVE, RESULT_TTL_S, RETRY, VERIFY_TIMEOUT_S, verify_queue
 from synth.distributed.stage import worker_verification
 from synth.distributed.wait import wait_until_finished
+from synth.distributed.worker_loop import WORKER_LOOP
 from synth.errors import RunError
 from synth.executors.local import RunObserver
 from synth.planning.prepare import prepare_chain
@@ -113,7 +113,7 @@ def run_reverify_job(conn: redis.Redis, out: Path, batch_id: str) -> BatchMarker
     store = RunStore(job.out)
     marker = store.marker(batch_id) if job.is_done(store, source_marker) else None
     if marker is None:
-        marker = asyncio.run(_reverify(job, source_marker))
+        marker = WORKER_LOOP.run(_reverify(job, source_marker))
     conn.hset(keys.job_done(job.job_id), batch_id, marker.summary().model_dump_json())
     if conn.hlen(keys.job_done(job.job_id)) >= job.total_batches:
         store.write_manifest()

@@ -101,13 +101,14 @@ class LLMClient:
         transport: Transport | None = None,
         shared: SharedLimits | None = None,
     ) -> None:
-        """`shared`: ceilings kept in Redis for every worker of the model; then rpm/tpm are enforced there only."""
+        """`shared`: ceilings kept in Redis for every worker of the model; then rpm/tpm are enforced there only.
+        `transport`: one the caller owns and closes (a worker's, kept from batch to batch); default: its own."""
         self.config = config
         self.params = config.params
         self.cache = cache
-        api_base = resolve_api_base(config.model, config.api_base)
         self.is_direct = choose_direct(config.model, config.api_base, config.transport)
-        self.transport = transport or self._make_transport(api_base)
+        self._owns_transport = transport is None
+        self.transport = transport or make_transport(config)
         self.limiter = AdaptiveLimiter(config.concurrency, max_pause_s=min(MAX_PAUSE_S, config.retry.max_wait_s))
         self.shared = shared
         local_rates = shared is None
@@ -126,13 +127,6 @@ class LLMClient:
         if key not in self._derived:
             self._derived[key] = LLMClient(config, cache=self.cache)
         return self._derived[key]
-
-    def _make_transport(self, api_base: str | None) -> Transport:
-        key = resolve_api_key(self.config.model, self.config.api_key_env)
-        if self.is_direct:
-            base = api_base or "https://api.openai.com/v1"
-            return DirectTransport(self.config.model, base, key, max_connections=self.config.concurrency)
-        return LiteLLMTransport(self.config.model, api_base, key)
 
     def output_mode(self, answer: type[BaseModel] | None) -> OutputMode:
         """How a call asking for `answer` (None: free text) asks this model for it: text, JSON object or schema."""
@@ -279,14 +273,25 @@ class LLMClient:
         logger.debug("retrying model call: attempt=%d error=%s", state.attempt_number + 1, _error(state))
 
     async def aclose(self) -> None:
-        """Closes the transport (and the derived clients') and gives back this process's shared leases."""
+        """Closes its own transport (and the derived clients') and gives back this process's shared leases."""
         for derived in self._derived.values():
             await derived.aclose()
         self._derived.clear()
-        await self.transport.aclose()
+        if self._owns_transport:
+            await self.transport.aclose()
         if self.shared is not None:
             await self.shared.aclose()
         await asyncio.sleep(0)
+
+
+def make_transport(config: ModelConfig) -> Transport:
+    """What sends `config`'s calls: one pooled HTTP session for an OpenAI-compatible endpoint, else litellm."""
+    api_base = resolve_api_base(config.model, config.api_base)
+    key = resolve_api_key(config.model, config.api_key_env)
+    if choose_direct(config.model, config.api_base, config.transport):
+        base = api_base or "https://api.openai.com/v1"
+        return DirectTransport(config.model, base, key, max_connections=config.concurrency)
+    return LiteLLMTransport(config.model, api_base, key)
 
 
 def _window(max_rate: int | None) -> window.RollingWindow | None:

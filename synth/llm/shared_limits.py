@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import time
 import uuid
@@ -28,14 +27,17 @@ from synth.distributed import keys
 from synth.llm import window
 from synth.llm.config import ModelConfig
 
-# Grants up to #ids leases (ARGV[3..]) while fewer than ARGV[1] are held; returns how many it granted.
+# Grants up to ARGV[3] leases while fewer than ARGV[1] are held, named ARGV[4]:k for k = ARGV[5], ARGV[5] + 1, ...;
+# returns how many it granted. The ids are made here: a poll that gets nothing (most of them, while another worker
+# holds the ceiling) then costs one short command, not the formatting and parsing of a name per waiting call.
 ACQUIRE_LEASES = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local n = math.min(tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1]), #ARGV - 2)
-for i = 1, n do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[i + 2])
+local n = math.min(tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1]), tonumber(ARGV[3]))
+local first = tonumber(ARGV[5])
+for i = 0, n - 1 do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[4] .. ':' .. (first + i))
 end
 if n > 0 then
   redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
@@ -98,7 +100,9 @@ return 0
 """
 
 POLL_S = 0.01  # while calls wait for a lease held elsewhere: one Redis round trip per process per poll
-MAX_POLL_S = 0.02  # the poll backs off to this while Redis has no lease to give
+# The poll backs off to this while Redis has no lease to give: another worker holds the ceiling and hands its
+# leases on among its own calls, so a lease comes free here mostly as its batch ends (a call takes far longer).
+MAX_POLL_S = 0.05
 RETURN_LINGER_S = 0.005  # leases nobody here waits for go back to Redis together, this soon
 CLOSE_WAIT_S = 2.0
 BUCKET_JITTER_S = 0.005
@@ -138,7 +142,7 @@ class SharedLimits:
         self._renew = client.register_script(RENEW_LEASES)
         self._idle: list[str] = []
         self._owner = uuid.uuid4().hex  # lease ids: this process's token and a counter (cheap, unique)
-        self._lease_ids = itertools.count()
+        self._next_lease = 0
         self._busy: set[str] = set()
         self._waiters: deque[asyncio.Future[str]] = deque()
         self._manager: asyncio.Task[None] | None = None
@@ -244,13 +248,15 @@ class SharedLimits:
 
     async def _top_up(self) -> int:
         """Asks Redis for a lease per waiting call, as far as the ceiling leaves room; returns how many it got."""
-        room = self.concurrency - len(self._busy) - len(self._idle)
-        wanted = [f"{self._owner}:{next(self._lease_ids)}" for _ in range(min(len(self._waiters), room))]
-        if not wanted:
+        wanted = min(len(self._waiters), self.concurrency - len(self._busy) - len(self._idle))
+        if wanted <= 0:
             return 0
-        granted = await self._call(self._acquire, [self._slots], [self.concurrency, self.lease_s, *wanted])
-        for lease in wanted[:granted]:
-            self._hand(lease)
+        first = self._next_lease
+        args = [self.concurrency, self.lease_s, wanted, self._owner, first]
+        granted = await self._call(self._acquire, [self._slots], args)
+        self._next_lease = first + granted
+        for number in range(first, first + granted):
+            self._hand(f"{self._owner}:{number}")
         return granted
 
     async def aclose(self) -> None:

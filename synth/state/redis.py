@@ -18,7 +18,7 @@ from synth.state.buckets import BucketEntry, Earlier
 from synth.state.coalescer import Coalescer
 
 STATE_TTL_S = 30 * 24 * 3600  # cache and claims outlive any rerun or top-up of a job, then free the memory
-WRITE_LINGER_S = 0.005
+WRITE_LINGER_S = 0.02
 
 # One script per batch of entries: Redis runs it atomically, so the sequence order is the order entries were
 # entered in, across every worker. Buckets hold their members' sequences packed as 4-byte big-endian integers,

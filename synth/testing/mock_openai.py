@@ -90,6 +90,8 @@ class MockState:
     down_until: float = 0.0
     timeline: list[tuple[float, int]] = field(default_factory=list)
     """(arrival time, status) of every request, kept even when `record_calls` is off (for rates over time)."""
+    connections: set[tuple[str, int]] = field(default_factory=set)
+    """The client sockets (host, port) requests came on: how many TCP connections clients opened."""
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -118,6 +120,9 @@ def echo(headers: CIMultiDictProxy[str] | dict[str, str]) -> str:
 def make_app(state: MockState) -> web.Application:
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if peer is not None:
+            state.connections.add((str(peer[0]), int(peer[1])))
         key = request_key(body)
         started = time.monotonic()
         call = Call(key, started, body=body)
@@ -243,6 +248,7 @@ def snapshot(state: MockState) -> dict[str, Any]:
         "errors_5xx": state.errors_5xx,
         "peak_in_flight": state.peak_in_flight,
         "in_flight": state.in_flight,
+        "connections": len(state.connections),
     }
 
 
@@ -308,6 +314,7 @@ class MockServer:
         self.state.calls.clear()
         self.state.rng.seed(self.state.config.seed)
         self.state.timeline.clear()
+        self.state.connections.clear()
         self.state.down_until = 0.0
         for counter in ("in_flight", "peak_in_flight", "served", "rejected_429", "errors_5xx"):
             setattr(self.state, counter, 0)
