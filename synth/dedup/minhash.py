@@ -45,16 +45,25 @@ def word_hash(word: str) -> int:
     if found is None:
         if len(_WORD_CACHE) >= _WORD_CACHE_MAX:
             _WORD_CACHE.clear()
-        found = _WORD_CACHE[word] = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        found = _WORD_CACHE[word] = _blake(word)
     return found
 
 
 def word_ids(words: Sequence[str]) -> npt.NDArray[np.uint64]:
-    """`word_hash` of each word, from the cache in one C-level pass when every word is in it."""
+    """`word_hash` of each word, read from the cache in one C-level pass (new words are hashed into it first)."""
     found = list(map(_WORD_CACHE.get, words))
     if None in found:
-        found = [word_hash(w) if h is None else h for w, h in zip(words, found, strict=True)]
+        missing = set(words).difference(_WORD_CACHE)
+        if len(_WORD_CACHE) + len(missing) > _WORD_CACHE_MAX:
+            _WORD_CACHE.clear()
+            missing = set(words)
+        _WORD_CACHE.update((word, _blake(word)) for word in missing)
+        found = list(map(_WORD_CACHE.__getitem__, words))
     return np.array(found, dtype=np.uint64)
+
+
+def _blake(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
 def ngram_hashes(words: Sequence[str], size: int) -> npt.NDArray[np.uint64]:
