@@ -67,7 +67,7 @@ class NearDedupVerifier(BaseVerifier):
         hashes = list(sets)
         entries = [
             BucketEntry(r.record_id, row, payload(r, h.tobytes()))
-            for r, h, row in zip(records, hashes, keys.tolist(), strict=True)
+            for r, h, row in zip(records, hashes, keys, strict=True)
         ]
         earlier = await self.buckets.enter(self.namespace, entries, self.options.max_candidates)
         from_runs = self._earlier_runs(records, texts, hashes, keys)
