@@ -62,10 +62,11 @@ class NearDedupVerifier(BaseVerifier):
 
     async def verify_batch(self, records: Sequence[Record]) -> list[Verdict]:
         texts = [sample_text(r.sample, self.fields) for r in records]
-        hashes = [self.sketcher.hashes(text) for text in texts]
-        keys = self.sketcher.band_keys(self.sketcher.signatures(hashes))
+        sets = self.sketcher.shingles(texts)
+        keys = self.sketcher.band_keys(self.sketcher.signatures(sets))
+        hashes = list(sets)
         entries = [
-            BucketEntry(r.record_id, row.tolist(), payload(r, h.tobytes()))
+            BucketEntry(r.record_id, row, payload(r, h.tobytes()))
             for r, h, row in zip(records, hashes, keys, strict=True)
         ]
         earlier = await self.buckets.enter(self.namespace, entries, self.options.max_candidates)
@@ -95,8 +96,8 @@ class NearDedupVerifier(BaseVerifier):
             return [None] * len(records)
         sketcher = self.index.sketcher
         if sketcher.key != self.sketcher.key:  # the index was built with other MinHash settings
-            hashes = [sketcher.hashes(text) for text in texts]
-            keys = sketcher.band_keys(sketcher.signatures(hashes))
+            sets = sketcher.shingles(texts)
+            hashes, keys = list(sets), sketcher.band_keys(sketcher.signatures(sets))
         verdicts: list[Verdict | None] = []
         for record, h, row in zip(records, hashes, keys, strict=True):
             match = self.index.query(h, row, record.lineage.run_id, self.options.max_candidates) if len(h) else None

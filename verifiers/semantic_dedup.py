@@ -88,7 +88,7 @@ class SemanticDedupVerifier(BaseVerifier):
         vectors = await self.embedder.aencode([sample_text(r.sample, self.fields) for r in records])
         keys = self.band_keys(vectors)
         entries = [
-            BucketEntry(r.record_id, row.tolist(), payload(r, v.astype(np.float16).tobytes()))
+            BucketEntry(r.record_id, row, payload(r, v.astype(np.float16).tobytes()))
             for r, v, row in zip(records, vectors, keys, strict=True)
         ]
         earlier = await self.buckets.enter(self.namespace, entries, self.options.max_candidates)

@@ -77,12 +77,12 @@ def settings(path: Path, wanted: IndexSettings | None = None) -> IndexSettings:
 def write_segment(path: Path, run_id: str, rows: Sequence[tuple[str, str]]) -> int:
     """Writes the segment of `run_id` from (record id, text) rows, replacing any earlier one. Returns its size."""
     sketcher = _sketcher(settings(path))
-    hashes = [sketcher.hashes(text) for _, text in rows]
+    sets = sketcher.shingles([text for _, text in rows])
     arrays = {
         "record_ids": np.array([rid for rid, _ in rows], dtype=str),
-        "offsets": np.cumsum([0] + [len(h) for h in hashes]).astype(np.int64),
-        "hashes": np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint32),
-        "signatures": sketcher.signatures(hashes),
+        "offsets": sets.offsets,
+        "hashes": sets.hashes,
+        "signatures": sketcher.signatures(sets),
     }
     runs = path / "runs"
     with tempfile.NamedTemporaryFile(dir=runs, delete=False, suffix=".tmp") as tmp:

@@ -23,7 +23,9 @@ from synth.errors import UserError
 logger = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-BATCH_SIZE = 64
+# Encoder batch: a call's texts are sorted by length, then cut into batches padded to their longest. On these CPUs
+# 16 beat 64 everywhere measured (3,000 passages: +17%; 64-text calls: +45%, less padding; 250-token texts: +15%).
+BATCH_SIZE = 16
 MAX_MERGED_TEXTS = 4096
 
 Vectors = npt.NDArray[np.float32]
@@ -54,8 +56,8 @@ class Embedder:
         """`encode` off the event loop: a batch of embeddings takes CPU time that would stall every call.
 
         Calls that arrive while an encode runs wait and go together in the next one: verify batches in flight
-        share full, length-sorted encoder batches (32 texts at a time embed at about 60% of the rate of 2,000
-        at once). A call that finds the encoder idle starts at once."""
+        share length-sorted encoder batches (64 texts at a time embed at about 88% of the rate of 3,000 at once).
+        A call that finds the encoder idle starts at once."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Vectors] = loop.create_future()
         waiting = self._waiting.get(loop)

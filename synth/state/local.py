@@ -12,13 +12,14 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synth.errors import StoreError
-from synth.state.buckets import BucketEntry, BucketLookup, Earlier
+from synth.state.buckets import BucketEntry, BucketLookup, Earlier, SortedMembers
 from synth.state.coalescer import Coalescer
 
 SCHEMA = """
@@ -27,8 +28,43 @@ CREATE TABLE IF NOT EXISTS claims (namespace TEXT NOT NULL, key TEXT NOT NULL, o
                                    PRIMARY KEY (namespace, key));
 CREATE TABLE IF NOT EXISTS bucket_namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS bucket_entries (seq INTEGER PRIMARY KEY, ns INTEGER NOT NULL, owner TEXT NOT NULL,
-                                           payload BLOB NOT NULL, buckets BLOB NOT NULL, UNIQUE (ns, owner));
+                                           payload BLOB NOT NULL, buckets BLOB NOT NULL);
 """
+# bucket_entries has no UNIQUE (ns, owner) index (run states written before had one; they still work): keeping
+# it cost ~13 us a row (random record ids). Which owners are in is kept in memory (BucketSpace), and a rebuild
+# takes an owner's first row, so a repeated owner could never take a second place.
+
+
+@dataclass
+class BucketSpace:
+    """One namespace of the bucket index in memory: its id, owner -> sequence, and the bucket lookup."""
+
+    ns: int
+    seqs: dict[str, int] = field(default_factory=dict)
+    lookup: BucketLookup = field(default_factory=BucketLookup)
+
+    def place(self, entries: Sequence[BucketEntry], last: int) -> tuple[list[int], list[bool]]:
+        """Each entry's sequence, new ones numbered from `last` + 1 (an owner already in keeps its first), and
+        whether it is new."""
+        seqs, fresh = [], []
+        for entry in entries:
+            seq = self.seqs.get(entry.owner)
+            fresh.append(seq is None)
+            if seq is None:
+                seq = last = self.seqs[entry.owner] = last + 1
+            seqs.append(seq)
+        return seqs, fresh
+
+    def rebuild(self, rows: list[tuple[int, str, bytes]]) -> None:
+        """From the namespace's rows in sequence order: an owner's first row is its place."""
+        seqs, blobs = [], []
+        for seq, owner, blob in rows:
+            if self.seqs.setdefault(owner, seq) == seq:
+                seqs.append(seq)
+                blobs.append(blob)
+        keys = np.frombuffer(b"".join(blobs), dtype=np.uint64)
+        counts = [len(blob) // 8 for blob in blobs]
+        self.lookup.main = SortedMembers.of(keys, np.repeat(np.array(seqs, dtype=np.int64), counts))
 
 
 class LocalState:
@@ -42,7 +78,7 @@ class LocalState:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: dedup entries are keyed by random record ids
             self._db.executescript(SCHEMA)
-        self._lookups: dict[str, BucketLookup] = {}
+        self._spaces: dict[str, BucketSpace] = {}
         # A batch's items finish and claim in the same loop turns: one transaction per turn commits them all,
         # where a commit apiece cost ~100 µs an item. Each caller still returns only once its row is committed.
         self._puts: Coalescer[tuple[str, str], None] = Coalescer(self._put_many)
@@ -85,31 +121,27 @@ class LocalState:
             return [str(self._db.execute(statement, claim).fetchone()[0]) for claim in claims]
 
     async def enter(self, namespace: str, entries: Sequence[BucketEntry], limit: int) -> list[Earlier]:
-        # The rows are the durable log (one per entry, appended in sequence order); the lookup that finds earlier
-        # members is in memory, rebuilt from the rows on first use. One process owns the run (the run lock).
-        ns, lookup = self._namespace(namespace)
-        owners = [e.owner for e in entries]
+        # The rows are the durable log (one per owner, appended in sequence order); which owners are in, and the
+        # lookup that finds earlier members, are in memory, rebuilt from the rows on first use. One process owns
+        # the run (the run lock), so they agree; on any error the memory goes and is rebuilt from what committed.
+        buckets = [np.asarray(e.buckets, dtype=np.uint64) for e in entries]
         try:
+            space = self._space(namespace)
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                marks = ",".join("?" * len(owners))
-                query = f"SELECT owner, seq FROM bucket_entries WHERE ns = ? AND owner IN ({marks})"
-                known: dict[str, int] = dict(self._db.execute(query, (ns, *owners)).fetchall())
                 (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM bucket_entries").fetchone()
-                fresh, rows = [], []
-                for entry in entries:  # an owner already entered (or twice in this call) keeps its first place
-                    fresh.append(entry.owner not in known)
-                    if fresh[-1]:
-                        last = known[entry.owner] = last + 1
-                        blob = np.asarray(entry.buckets, dtype=np.uint64).tobytes()
-                        rows.append((last, ns, entry.owner, entry.payload, blob))
+                seqs, fresh = space.place(entries, last)
+                rows = [
+                    (seq, space.ns, e.owner, e.payload, keys.tobytes())
+                    for seq, new, e, keys in zip(seqs, fresh, entries, buckets, strict=True)
+                    if new
+                ]
                 self._db.executemany(
                     "INSERT INTO bucket_entries (seq, ns, owner, payload, buckets) VALUES (?, ?, ?, ?, ?)", rows
                 )
-                seqs = [known[e.owner] for e in entries]
-                found = lookup.enter([e.buckets for e in entries], seqs, fresh, limit)
+                found = space.lookup.enter(buckets, np.array(seqs, dtype=np.int64), np.array(fresh), limit)
         except BaseException:
-            self._lookups.pop(namespace, None)  # the transaction rolled back: rebuild from what was committed
+            self._spaces.pop(namespace, None)  # the transaction rolled back: rebuild from what was committed
             raise
         return self._payloads(found)
 
@@ -120,21 +152,18 @@ class LocalState:
             chunk = wanted[start : start + 500]
             query = f"SELECT seq, owner, payload FROM bucket_entries WHERE seq IN ({','.join('?' * len(chunk))})"
             rows.update((int(seq), (str(owner), bytes(data))) for seq, owner, data in self._db.execute(query, chunk))
-        return [[rows[s] for s in sorted(seqs)] for seqs in found]
+        return [[rows[s] for s in seqs] for seqs in found]
 
-    def _namespace(self, namespace: str) -> tuple[int, BucketLookup]:
-        self._db.execute("INSERT OR IGNORE INTO bucket_namespaces (name) VALUES (?)", (namespace,))
-        (ns,) = self._db.execute("SELECT id FROM bucket_namespaces WHERE name = ?", (namespace,)).fetchone()
-        if namespace not in self._lookups:
-            lookup = self._lookups[namespace] = BucketLookup()
-            rows = self._db.execute("SELECT seq, buckets FROM bucket_entries WHERE ns = ? ORDER BY seq", (ns,))
-            keys, seqs = [], []
-            for seq, blob in rows:
-                keys.append(np.frombuffer(blob, dtype=np.uint64))
-                seqs.append(np.full(len(keys[-1]), seq, dtype=np.int64))
-            if keys:
-                lookup.main.insert(np.concatenate(keys), np.concatenate(seqs))
-        return int(ns), self._lookups[namespace]
+    def _space(self, namespace: str) -> BucketSpace:
+        space = self._spaces.get(namespace)
+        if space is None:
+            self._db.execute("INSERT OR IGNORE INTO bucket_namespaces (name) VALUES (?)", (namespace,))
+            (ns,) = self._db.execute("SELECT id FROM bucket_namespaces WHERE name = ?", (namespace,)).fetchone()
+            space = BucketSpace(int(ns))
+            query = "SELECT seq, owner, buckets FROM bucket_entries WHERE ns = ? ORDER BY seq"
+            space.rebuild(self._db.execute(query, (ns,)).fetchall())
+            self._spaces[namespace] = space
+        return space
 
     def close(self) -> None:
         self._db.close()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import redis.asyncio as aioredis
 
 from synth.distributed import keys
@@ -22,14 +23,15 @@ WRITE_LINGER_S = 0.02
 
 # One script per batch of entries: Redis runs it atomically, so the sequence order is the order entries were
 # entered in, across every worker. Buckets hold their members' sequences packed as 4-byte big-endian integers,
-# in rising order (appended), so "entered before me" is a prefix of each bucket.
+# in rising order (appended), so "entered before me" is a prefix of each bucket. An entry's bucket keys come as
+# one string of 8-byte keys, read with one HMGET and (if new) appended to with one HSET: a command per bucket
+# cost more than the rest of the script.
 ENTER_SCRIPT = """
 local seqs, payloads, counter, members = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, i = {}, 3
-while i <= #ARGV do
-  local owner, payload, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+local out = {}
+for i = 3, #ARGV, 3 do
+  local owner, payload, packed_keys = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local seq, fresh = redis.call('HGET', seqs, owner), false
   if seq then
     seq = tonumber(seq)
@@ -38,19 +40,23 @@ while i <= #ARGV do
     redis.call('HSET', seqs, owner, seq)
     redis.call('HSET', payloads, seq, owner .. '\0' .. payload)
   end
-  local seen, order = {}, {}
-  for b = i, i + count - 1 do
-    local packed = redis.call('HGET', members, ARGV[b]) or ''
-    local taken, pos = 0, 1
-    while pos <= #packed and taken < limit do
+  local fields = {}
+  for at = 1, #packed_keys, 8 do fields[#fields + 1] = string.sub(packed_keys, at, at + 7) end
+  local seen, order, grown = {}, {}, {}
+  local buckets = #fields > 0 and redis.call('HMGET', members, unpack(fields)) or {}
+  for b = 1, #fields do
+    local packed = buckets[b] or ''
+    local pos, stop = 1, math.min(#packed, 4 * limit)
+    while pos <= stop do
       local s = struct.unpack('>I4', packed, pos)
       if s >= seq then break end
       if not seen[s] then seen[s] = true; order[#order + 1] = s end
-      taken, pos = taken + 1, pos + 4
+      pos = pos + 4
     end
-    if fresh then redis.call('HSET', members, ARGV[b], packed .. struct.pack('>I4', seq)) end
+    if fresh then grown[#grown + 1] = fields[b]; grown[#grown + 1] = packed .. struct.pack('>I4', seq) end
   end
-  i = i + count
+  if #grown > 0 then redis.call('HSET', members, unpack(grown)) end
+  table.sort(order)
   if #order > 0 then out[#out + 1] = redis.call('HMGET', payloads, unpack(order)) else out[#out + 1] = {} end
 end
 for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
@@ -105,7 +111,7 @@ class RedisState:
     async def enter(self, namespace: str, entries: Sequence[BucketEntry], limit: int) -> list[Earlier]:
         args: list[bytes | str | int] = [limit, STATE_TTL_S]
         for entry in entries:
-            args += [entry.owner, entry.payload, len(entry.buckets), *(b.to_bytes(8, "big") for b in entry.buckets)]
+            args += [entry.owner, entry.payload, np.asarray(entry.buckets, dtype=">u8").tobytes()]
         script = self.client.register_script(ENTER_SCRIPT)
         replies = await script(keys=keys.buckets(self.job_id, namespace), args=args)
         return [[_owner_and_payload(raw) for raw in reply] for reply in replies]
