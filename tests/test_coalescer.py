@@ -72,6 +72,7 @@ def test_a_batch_of_cache_lookups_is_one_mget(conn, redis_server):
         state = RedisState(connect_async(redis_server.url), "job")
         try:
             await state.put("k3", {"text": "cached"})
+            await state.flush()
             return await asyncio.gather(*(state.get(f"k{i}") for i in range(128)))
         finally:
             await state.aclose()
@@ -80,6 +81,43 @@ def test_a_batch_of_cache_lookups_is_one_mget(conn, redis_server):
     assert found[3] == {"text": "cached"}
     assert found.count(None) == 127
     assert (calls(conn, "mget"), calls(conn, "get")) == (1, 0)
+
+
+def test_answers_put_one_by_one_are_stored_together_by_the_flush(conn, redis_server):
+    conn.script_flush()  # so the count is the same whatever ran before: EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA
+
+    async def main() -> list[object]:
+        state = RedisState(connect_async(redis_server.url), "job")
+        try:
+            for i in range(40):  # answers trickling in, each in a loop turn of its own
+                await state.put(f"k{i}", {"text": f"answer {i}"})
+                await asyncio.sleep(0)
+            await state.flush()
+            return await asyncio.gather(*(state.get(f"k{i}") for i in range(40)))
+        finally:
+            await state.aclose()
+
+    assert asyncio.run(main()) == [{"text": f"answer {i}"} for i in range(40)]
+    assert (calls(conn, "set"), calls(conn, "script|load"), calls(conn, "evalsha")) == (40, 1, 2)  # one run
+
+
+def test_a_write_that_failed_is_raised_by_the_flush(conn, redis_server):
+    async def main() -> None:
+        state = RedisState(connect_async(redis_server.url), "job")
+        try:
+            await state.put("k1", {"text": "x"})
+            await state.put("k2", {"text": "y"})
+            await state.flush()
+        finally:
+            await state.aclose()
+
+    conn.config_set("maxmemory", 1)  # noeviction: every write is refused
+    try:
+        with pytest.raises(redis.exceptions.ResponseError, match="maxmemory"):
+            asyncio.run(main())
+    finally:
+        conn.config_set("maxmemory", 0)
+    assert conn.exists("synth:cache:job:k1") == 0
 
 
 def test_claims_sent_together_keep_first_writer_wins_in_order(conn, redis_server):

@@ -123,9 +123,41 @@ def test_rq_payloads_are_json_and_hold_no_secret(tmp_path, cluster, mock_llm, mo
     assert secret not in "".join(p.read_text() for p in (tmp_path / "out").rglob("*.json*"))
 
 
+def test_a_verify_job_carries_its_batch_not_the_records_and_they_go_once_written(spec, tmp_path, cluster):
+    cluster.start_worker("generate")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    verify_queue = f"rq:queue:{keys.VERIFY_QUEUE}"
+    wait_until(lambda: conn.llen(verify_queue) == job.total_batches, 60, "every batch generated")
+    rq_job = Job.fetch(conn.lindex(verify_queue, 0).decode(), conn, JSONSerializer)
+    batch_id = rq_job.args[1]["batch_id"]
+    assert rq_job.args[2] is None  # the records wait beside the job
+    stash = json.loads(zlib.decompress(conn.get(keys.generated_batch(job.job_id, batch_id))))
+    assert len(json.loads(stash["records"])) == len(rq_job.args[1]["items"])
+    cluster.start_worker("verify")
+    wait_for(conn, job)
+    assert_complete_exactly_once(tmp_path / "out", spec)
+    assert list(conn.scan_iter(keys.generated_batch(job.job_id, "*"))) == []
+
+
+def test_a_generated_batch_redis_lost_is_generated_again_from_the_cache(spec, tmp_path, cluster, mock_llm):
+    cluster.start_worker("generate")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    verify_queue = f"rq:queue:{keys.VERIFY_QUEUE}"
+    wait_until(lambda: conn.llen(verify_queue) == job.total_batches, 60, "every batch generated")
+    calls_generating = len(mock_llm.state.calls)
+    lost = Job.fetch(conn.lindex(verify_queue, 0).decode(), conn, JSONSerializer).args[1]["batch_id"]
+    conn.delete(keys.generated_batch(job.job_id, lost))  # expired, or a Redis that lost its last writes
+    cluster.start_worker("verify")
+    wait_for(conn, job)
+    assert_complete_exactly_once(tmp_path / "out", spec)
+    assert len(mock_llm.state.calls) == calls_generating  # generated again from the response cache
+
+
 def stored_bytes(conn, key) -> bytes:
     """Everything a key holds, as Redis returns it, with RQ's zlib-compressed job payloads inflated."""
     kind = conn.type(key).decode()
+    if kind == "string" and key.startswith(b"synth:generated:"):
+        return zlib.decompress(conn.get(key))  # a generated batch waiting for its verify job
     if kind == "string":
         return conn.get(key) or b""
     if kind == "hash":

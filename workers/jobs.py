@@ -21,7 +21,15 @@ from synth.distributed import keys
 from synth.distributed.call_stats import add_call_stats
 from synth.distributed.finalize import request_finalize, run_finalize
 from synth.distributed.prepared import PREPARED, ReadyJob
-from synth.distributed.queue import batch_from_json, enqueue_verify, is_cancelled, is_stopped, stop
+from synth.distributed.queue import (
+    batch_from_json,
+    drop_generated,
+    enqueue_verify,
+    is_cancelled,
+    is_stopped,
+    stop,
+    take_generated,
+)
 from synth.distributed.reverify import run_reverify_job
 from synth.distributed.stage import worker_verification
 from synth.distributed.worker_loop import WORKER_LOOP
@@ -53,7 +61,7 @@ def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict
         stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
         raise
-    enqueue_verify(conn, job_id, batch, generated.to_json(), str(job.out))
+    enqueue_verify(conn, job, batch, generated.to_json())
     return {"records": len(generated.records), "failed": len(generated.failed)}
 
 
@@ -68,13 +76,21 @@ async def _generate(ready: ReadyJob, batch: BatchRef) -> GeneratedBatch:
         await llm.aclose()
 
 
-def verify(job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: str | None = None) -> dict[str, Any]:
-    """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it."""
+def verify(
+    job_id: str, batch: dict[str, Any], generated: dict[str, Any] | None = None, out: str | None = None
+) -> dict[str, Any]:
+    """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it. `generated`:
+    the batch's records in the payload, as jobs enqueued before they waited beside it did; else read from there."""
     conn = _connection()
     ready = PREPARED.get(conn, job_id, out)
-    job = ready.job
-    marker = WORKER_LOOP.run(_verify(ready, batch_from_json(batch), GeneratedBatch.from_json(generated)))
+    job, ref = ready.job, batch_from_json(batch)
+    generated = generated or take_generated(conn, job, ref)
+    if generated is None:
+        logger.warning("generated batch %s was lost from Redis: generating it again", ref.batch_id)
+        return {"skipped": "regenerating"}
+    marker = WORKER_LOOP.run(_verify(ready, ref, GeneratedBatch.from_json(generated)))
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
+    drop_generated(conn, job_id, marker.batch_id)
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:
         RunStore(job.out).write_manifest()  # the last batch in: the run directory is complete
         request_finalize(conn, job_id, job.out, job.spec)

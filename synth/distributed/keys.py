@@ -34,6 +34,11 @@ def cache_entry(job_id: str, key: str) -> str:
     return f"{PREFIX}:cache:{job_id}:{key}"
 
 
+def generated_batch(job_id: str, batch_id: str) -> str:
+    """String: a generated batch waiting for its verify job (zlib JSON), deleted once the batch is written."""
+    return f"{PREFIX}:generated:{job_id}:{batch_id}"
+
+
 def claim(job_id: str, namespace: str, key: str) -> str:
     return f"{PREFIX}:claim:{job_id}:{namespace}:{key}"
 

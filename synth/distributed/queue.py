@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -48,6 +49,7 @@ JOB_FILE = "job.json"  # in the run directory: what rebuilds the job if Redis lo
 RETRY = Retry(max=3, interval=[2, 10, 30])
 VERIFY_TIMEOUT_S = 600
 RESULT_TTL_S = 24 * 3600
+GENERATED_TTL_S = 7 * 24 * 3600  # a batch waiting longer for a verify worker is generated again (from the cache)
 LIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 ENQUEUE_CHUNK = 500
 STAGES = ("generate", "verify")
@@ -167,14 +169,20 @@ def submit(conn: redis.Redis, prepared: PreparedJob, out: Path) -> tuple[QueuedJ
 def batch_to_json(batch: BatchRef) -> dict[str, Any]:
     data = {
         "batch_id": batch.batch_id,
-        "leaf": dataclasses.asdict(batch.leaf),
+        "leaf": _fields(batch.leaf),
         "start": batch.start,
         "stop": batch.stop,
-        "items": [dataclasses.asdict(item) for item in batch.items],
+        "items": [_fields(item) for item in batch.items],
     }
     # YAML may give dates and other scalars JSON lacks: they travel as the text a template would render.
     loaded: dict[str, Any] = json.loads(json.dumps(data, default=str))
     return loaded
+
+
+def _fields(obj: Leaf | WorkItem) -> dict[str, Any]:
+    """One level deep; the dumps below makes JSON of what is inside (dataclasses.asdict deep-copies every value
+    first, which was most of the cost of shipping a batch)."""
+    return {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
 
 
 def batch_from_json(data: dict[str, Any]) -> BatchRef:
@@ -212,18 +220,39 @@ def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
     )
 
 
-def enqueue_verify(
-    conn: redis.Redis, job_id: str, batch: dict[str, Any], generated: dict[str, Any], out: str | None = None
-) -> None:
+def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], generated: dict[str, Any]) -> None:
+    """Hands a generated batch to the verify queue. The records wait beside the RQ job, not in it: RQ compresses
+    a job's data again each time it saves the job (at enqueue and at success) and keeps it a day after, which for
+    a batch's records cost more CPU than verifying them (and ten times the memory of the rest of the job)."""
+    stash = zlib.compress(json.dumps(generated).encode(), 1)
+    conn.set(keys.generated_batch(job.job_id, batch["batch_id"]), stash, ex=GENERATED_TTL_S)
     verify_queue(conn).enqueue_call(
         VERIFY_FUNC,
-        args=(job_id, batch, generated) if out is None else (job_id, batch, generated, out),
-        job_id=keys.rq_job_id("verify", job_id, batch["batch_id"]),
+        args=(job.job_id, batch, None, str(job.out)),
+        job_id=keys.rq_job_id("verify", job.job_id, batch["batch_id"]),
         timeout=VERIFY_TIMEOUT_S,
         result_ttl=RESULT_TTL_S,
         retry=RETRY,
         description=f"synth verify batch {batch['batch_id']}",
     )
+
+
+def take_generated(conn: redis.Redis, job: QueuedJob, batch: BatchRef) -> dict[str, Any] | None:
+    """The generated batch its verify job runs on. None when Redis lost it (expired, flushed): the batch is then
+    generated again, its answers from the response cache, so nothing is lost and nothing is paid twice."""
+    stash = conn.get(keys.generated_batch(job.job_id, batch.batch_id))
+    if stash is None:
+        _enqueue_generate(conn, job, [batch])
+        return None
+    if not isinstance(stash, bytes):
+        raise TypeError("a Redis client made with decode_responses cannot read a generated batch (zlib bytes)")
+    loaded: dict[str, Any] = json.loads(zlib.decompress(stash))
+    return loaded
+
+
+def drop_generated(conn: redis.Redis, job_id: str, batch_id: str) -> None:
+    """Once the batch is written: its retries read the store, not the records generated."""
+    conn.delete(keys.generated_batch(job_id, batch_id))
 
 
 @dataclass

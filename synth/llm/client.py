@@ -45,6 +45,9 @@ class ResponseCache(Protocol):
 
     async def put(self, key: str, value: dict[str, Any]) -> None: ...
 
+    async def flush(self) -> None:
+        """Returns once every put so far is stored (a cache may send puts later, together)."""
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -273,7 +276,10 @@ class LLMClient:
         logger.debug("retrying model call: attempt=%d error=%s", state.attempt_number + 1, _error(state))
 
     async def aclose(self) -> None:
-        """Closes its own transport (and the derived clients') and gives back this process's shared leases."""
+        """Stores what its cache still holds, closes its own transport (and the derived clients') and gives back
+        this process's shared leases."""
+        if self.cache is not None:
+            await self.cache.flush()
         for derived in self._derived.values():
             await derived.aclose()
         self._derived.clear()

@@ -25,17 +25,31 @@ class Coalescer(Generic[Item, Result]):
         self.linger_s = linger_s
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._scheduled: asyncio.Handle | None = None
 
     async def submit(self, item: Item) -> Result:
+        return await self.defer(item)
+
+    def defer(self, item: Item) -> asyncio.Future[Result]:
+        """Queues `item` for the next send; its result when awaited (or `send_now` for no lingering)."""
         loop = asyncio.get_running_loop()
         if not self._pending:  # after every task that is ready in this turn (or lingers) has had its say
-            loop.call_later(self.linger_s, self._flush) if self.linger_s else loop.call_soon(self._flush)
+            self._scheduled = (
+                loop.call_later(self.linger_s, self._flush) if self.linger_s else loop.call_soon(self._flush)
+            )
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
-        return await future
+        return future
+
+    def send_now(self) -> None:
+        """Sends what is queued without waiting out the linger."""
+        if self._pending:
+            assert self._scheduled is not None
+            self._scheduled.cancel()
+            self._flush()
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._scheduled = self._pending, [], None
         task = asyncio.ensure_future(self._run(batch))
         self._sending.add(task)  # the loop holds tasks weakly
         task.add_done_callback(self._sending.discard)

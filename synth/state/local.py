@@ -100,6 +100,9 @@ class LocalState:
     async def put(self, key: str, value: dict[str, Any]) -> None:
         await self._puts.submit((key, json.dumps(value)))
 
+    async def flush(self) -> None:
+        """Nothing to wait for: `put` returns once its row is committed."""
+
     async def claim(self, namespace: str, key: str, owner: str) -> str:
         return await self._claims.submit((namespace, key, owner))
 
