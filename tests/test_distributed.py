@@ -10,6 +10,7 @@ import zlib
 import pytest
 import redis
 from click.testing import CliRunner
+from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -151,6 +152,28 @@ def test_a_generated_batch_redis_lost_is_generated_again_from_the_cache(spec, tm
     wait_for(conn, job)
     assert_complete_exactly_once(tmp_path / "out", spec)
     assert len(mock_llm.state.calls) == calls_generating  # generated again from the response cache
+    verify_job = Job.fetch(keys.rq_job_id("verify", job.job_id, lost), conn, JSONSerializer)
+    assert {"skipped": "regenerating"} in [result.return_value for result in verify_job.results()]
+
+
+def test_a_verify_job_retried_after_its_batch_was_written_counts_it_once(spec, tmp_path, cluster, mock_llm):
+    cluster.start_worker("generate")
+    cluster.start_worker("verify")
+    conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
+    wait_for(conn, job)
+    calls, done = len(mock_llm.state.calls), conn.hgetall(keys.job_done(job.job_id))
+    batch_id = job_batch_id(tmp_path / "out")
+    first = Job.fetch(keys.rq_job_id("verify", job.job_id, batch_id), conn, JSONSerializer)
+    again = Queue(keys.VERIFY_QUEUE, connection=conn, serializer=JSONSerializer).enqueue_call(
+        first.func_name, args=first.args, job_id="synth-verify-retried"
+    )  # as RQ retries a job whose worker died after the batch was written: its records are gone from Redis
+    wait_until(lambda: again.get_status(refresh=True) == "finished", 30, "the retried verify job")
+    marker = json.loads((tmp_path / "out" / "done" / f"{batch_id}.json").read_text())
+    assert again.return_value() == marker["counts"]
+    assert conn.hgetall(keys.job_done(job.job_id)) == done
+    assert conn.llen(f"rq:queue:{keys.GENERATE_QUEUE}") == 0  # nothing generated again
+    assert len(mock_llm.state.calls) == calls
+    assert_complete_exactly_once(tmp_path / "out", spec)
 
 
 def stored_bytes(conn, key) -> bytes:

@@ -27,6 +27,7 @@ from synth.distributed.queue import (
     enqueue_verify,
     is_cancelled,
     is_stopped,
+    regenerate,
     stop,
     take_generated,
 )
@@ -80,15 +81,19 @@ def verify(
     job_id: str, batch: dict[str, Any], generated: dict[str, Any] | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it. `generated`:
-    the batch's records in the payload, as jobs enqueued before they waited beside it did; else read from there."""
+    the records in the payload, as jobs enqueued before they waited beside it carry them; else read from there."""
     conn = _connection()
     ready = PREPARED.get(conn, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
-    generated = generated or take_generated(conn, job, ref)
-    if generated is None:
+    generated = generated or take_generated(conn, job_id, ref.batch_id)
+    if generated is not None:
+        marker = WORKER_LOOP.run(_verify(ready, ref, GeneratedBatch.from_json(generated)))
+    elif (written := RunStore(job.out).written_marker(ref, job.spec.verifier_fingerprint)) is not None:
+        marker = written  # a retry after the batch was written and its records dropped
+    else:
+        regenerate(conn, job, ref)
         logger.warning("generated batch %s was lost from Redis: generating it again", ref.batch_id)
         return {"skipped": "regenerating"}
-    marker = WORKER_LOOP.run(_verify(ready, ref, GeneratedBatch.from_json(generated)))
     conn.hset(keys.job_done(job_id), marker.batch_id, marker.summary().model_dump_json())
     drop_generated(conn, job_id, marker.batch_id)
     if conn.hlen(keys.job_done(job_id)) >= job.total_batches:

@@ -237,17 +237,22 @@ def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], gen
     )
 
 
-def take_generated(conn: redis.Redis, job: QueuedJob, batch: BatchRef) -> dict[str, Any] | None:
-    """The generated batch its verify job runs on. None when Redis lost it (expired, flushed): the batch is then
-    generated again, its answers from the response cache, so nothing is lost and nothing is paid twice."""
-    stash = conn.get(keys.generated_batch(job.job_id, batch.batch_id))
+def take_generated(conn: redis.Redis, job_id: str, batch_id: str) -> dict[str, Any] | None:
+    """The generated batch its verify job runs on; None when Redis lost it (expired, flushed) or it was dropped
+    because the batch is written (a verify job retried after that)."""
+    stash = conn.get(keys.generated_batch(job_id, batch_id))
     if stash is None:
-        _enqueue_generate(conn, job, [batch])
         return None
     if not isinstance(stash, bytes):
         raise TypeError("a Redis client made with decode_responses cannot read a generated batch (zlib bytes)")
     loaded: dict[str, Any] = json.loads(zlib.decompress(stash))
     return loaded
+
+
+def regenerate(conn: redis.Redis, job: QueuedJob, batch: BatchRef) -> None:
+    """Enqueues the batch's generation again, for a verify job whose records Redis lost: its answers come from
+    the response cache, so nothing is lost and nothing is paid twice."""
+    _enqueue_generate(conn, job, [batch])
 
 
 def drop_generated(conn: redis.Redis, job_id: str, batch_id: str) -> None:

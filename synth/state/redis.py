@@ -3,8 +3,8 @@ them in SQLite for a local run. Every worker of a job sees the same cache and th
 
 Cache reads and writes made in the same turn of the event loop travel together (one MGET, one script for the
 SETs or the claims): a batch asks for all its items' answers at once, and a command apiece cost more CPU than
-the item. A script, not a pipeline: redis-py packs and parses a pipeline command by command, about 25 µs each
-in Python, against one command and one array reply for the script.
+the item. A script, not a pipeline: redis-py packs and parses a pipeline command by command (128 claims: 2.0 ms
+of client CPU as a pipeline, 0.33 ms as one script; measured here).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class RedisState:
         return found
 
     async def _set_many(self, entries: list[tuple[str, str]]) -> list[None]:
-        if len(entries) == 1:  # answers trickle in: most writes travel alone, and a script costs more than a SET
+        if len(entries) == 1:  # the last answer of a batch, often: a plain SET, no script
             await self.client.set(*entries[0], ex=STATE_TTL_S)
             return [None]
         names, values = zip(*entries, strict=True)

@@ -142,8 +142,13 @@ class RunStore:
 
     def done_marker(self, batch: BatchRef, verifier_fingerprint: str = "") -> BatchMarker | None:
         """The batch's marker if the batch is done: every planned item, nothing failed, the same verifiers."""
+        marker = self.written_marker(batch, verifier_fingerprint)
+        return None if marker is None or marker.counts.failed else marker
+
+    def written_marker(self, batch: BatchRef, verifier_fingerprint: str = "") -> BatchMarker | None:
+        """The batch's marker if these verifiers wrote every planned item of it, failed ones included."""
         marker = self.marker(batch.batch_id)
-        if marker is None or marker.counts.failed or marker.verifiers != verifier_fingerprint:
+        if marker is None or marker.verifiers != verifier_fingerprint:
             return None
         return marker if {item.item_id for item in batch.items} <= set(marker.item_ids) else None
 
