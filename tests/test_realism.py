@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -203,18 +204,22 @@ def test_realism_fit_without_accepted_records_is_a_user_error(tmp_path):
 
 async def test_concurrent_embedding_calls_share_encodes_and_each_gets_its_own_vectors(embedder):
     sizes: list[int] = []
-    real_encode = embedder.encode
+    real_encode = embedder._encode_here
+    threads: set[str] = set()
 
     def counting(texts):
         sizes.append(len(texts))
+        threads.add(threading.current_thread().name)
         return real_encode(texts)
 
-    embedder.encode = counting  # a spy on the real model: the merge is what is under test, not the vectors
+    embedder._encode_here = counting  # a spy on the real model: the merge is what is under test, not the vectors
     try:
         chunks = [[f"question {i} about aspirin", f"note {i} on dosage"] for i in range(10)]
         results = await asyncio.gather(*(embedder.aencode(chunk) for chunk in chunks))
+        embedder.encode(["and one called from outside the event loop"])
     finally:
-        del embedder.encode
-    assert sizes == [20]  # ten calls made before the encoder ran: one encode for all of them
+        del embedder._encode_here
+    assert sizes == [20, 1]  # ten calls made before the encoder ran: one encode for all of them
+    assert [name.split("_")[0] for name in threads] == ["synth-encoder"]  # torch is called from one thread
     for chunk, vectors in zip(chunks, results, strict=True):
         assert np.allclose(vectors, embedder.encode(chunk), atol=1e-5)
