@@ -2,12 +2,12 @@
 sentences, synonyms, contractions, British spellings and dropped adverbs) against raw `model.encode`.
 
 Recall: reworded copies rejected. False removals: distinct passages rejected (the distinct passages include
-neighbouring chunks of one document, so they share topics). Throughput: the verifier (batches of 64 through the
-run's SQLite state) against `SentenceTransformer.encode` alone on the same texts, both on this machine's CPU: all
-3,000 at once with batch_size=64 (the headline `vs_raw_encode`), in the verifier's batches of 64, and all at once
-with batch_size=16 (the encoder batch the embedder uses), each the best of alternated rounds. Raw `encode` runs on
-the embedder's encoder thread, as the verifier's does: torch keeps an OpenMP team per calling thread, and two
-teams on two cores slow both, which a process that only ever encodes from one thread never sees.
+neighbouring chunks of one document, so they share topics). Throughput: the verifier (batches of 64 through the run's
+SQLite state) against `SentenceTransformer.encode` alone on the same texts, both on this machine's CPU: all 3,000 at
+once with batch_size=64 (the headline `vs_raw_encode`), in the verifier's batches of 64, and all at once with
+batch_size=16 (the embedder's fixed batch before it cut batches by tokens), each the best of alternated rounds. Raw
+`encode` runs on the embedder's encoder thread, as the verifier's does: torch keeps an OpenMP team per calling
+thread, and two teams on two cores slow both, which a process that only ever encodes from one thread never sees.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def row() -> dict[str, Any]:
     runs: dict[str, Timed] = {
         "raw": timed(lambda: raw(64, len(corpus.texts))),
         "raw_same_batches": timed(lambda: raw(64, BATCH)),
-        "raw_batch16": timed(lambda: raw(16, len(corpus.texts))),  # the encoder batch the embedder uses
+        "raw_batch16": timed(lambda: raw(16, len(corpus.texts))),  # the embedder's former fixed batch
     }
     for threshold in THRESHOLDS:
         runs[str(threshold)] = lambda threshold=threshold: verify_in_fresh_state(corpus.texts, threshold)

@@ -39,7 +39,7 @@ class Embedder:
     one encoder thread, in turn.
 
     One thread, not asyncio's pool: OpenMP keeps a team of compute threads per thread that calls into torch, and
-    with two teams on two cores each encode ran 8-15% slower (3,000 passages: 144 against 166 texts/s)."""
+    with two teams on two cores each encode ran 8-15% slower (1,024 passages: 144 against 166 texts/s)."""
 
     def __init__(self, name: str, model: Any) -> None:
         self.name = name

@@ -122,9 +122,6 @@ class RedisState:
         return found
 
     async def _set_many(self, entries: list[tuple[str, str]]) -> list[None]:
-        if len(entries) == 1:  # the last answer of a batch, often: a plain SET, no script
-            await self.client.set(*entries[0], ex=STATE_TTL_S)
-            return [None]
         names, values = zip(*entries, strict=True)
         await self._set_script(keys=names, args=[STATE_TTL_S, *values])
         return [None] * len(entries)
