@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,17 +124,25 @@ class GeneratedBatch:
     failed: list[FailedItem]
     usage: StageUsage
 
-    def to_json(self) -> dict[str, Any]:
-        """The verify job's payload. The records travel as one JSON text that pydantic writes and reads in one
-        pass: half the CPU of a list of dicts through json and a validation per record (RQ compresses it)."""
-        return {
-            "records": _RECORDS.dump_json(self.records).decode(),
-            "failed": [f.model_dump(mode="json") for f in self.failed],
-            "usage": self.usage.model_dump(),
-        }
+    def to_bytes(self) -> bytes:
+        """The batch as it waits for its verify job: one JSON line of failed items and usage, then the records as
+        one JSON array that pydantic writes and reads in one pass. Not one JSON object holding the records as a
+        string: json escaped that string on the way in and unescaped it on the way out (3 ms a batch of 128)."""
+        head = {"failed": [f.model_dump(mode="json") for f in self.failed], "usage": self.usage.model_dump()}
+        return json.dumps(head).encode() + b"\n" + _RECORDS.dump_json(self.records)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GeneratedBatch:
+        head, _, records = data.partition(b"\n")  # neither json.dumps nor pydantic writes a raw newline
+        fields = json.loads(head)
+        if "records" in fields:  # one JSON object, as a worker before this format wrote it
+            return cls.from_json(fields)
+        failed = [FailedItem.model_validate(f) for f in fields["failed"]]
+        return cls(_RECORDS.validate_json(records), failed, StageUsage.model_validate(fields["usage"]))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GeneratedBatch:
+        """A batch in the older form, a dict with the records as one JSON text (verify jobs that carry it)."""
         records = _RECORDS.validate_json(data["records"])
         failed = [FailedItem.model_validate(f) for f in data["failed"]]
         return cls(records, failed, StageUsage.model_validate(data["usage"]))

@@ -18,8 +18,9 @@ from synth.cli import main
 from synth.cli.distributed import wait_for
 from synth.distributed import keys
 from synth.distributed.connect import connect_async
-from synth.distributed.queue import batch_from_json, batch_to_json, load_job, reconcile
+from synth.distributed.queue import batch_from_json, batch_to_json, halted, load_job, reconcile
 from synth.llm.shared_limits import SharedLimits
+from synth.pipeline import GeneratedBatch
 from synth.planning.expand import plan_batches, with_items
 from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
@@ -132,8 +133,8 @@ def test_a_verify_job_carries_its_batch_not_the_records_and_they_go_once_written
     rq_job = Job.fetch(conn.lindex(verify_queue, 0).decode(), conn, JSONSerializer)
     batch_id = rq_job.args[1]["batch_id"]
     assert rq_job.args[2] is None  # the records wait beside the job
-    stash = json.loads(zlib.decompress(conn.get(keys.generated_batch(job.job_id, batch_id))))
-    assert len(json.loads(stash["records"])) == len(rq_job.args[1]["items"])
+    stash = GeneratedBatch.from_bytes(zlib.decompress(conn.get(keys.generated_batch(job.job_id, batch_id))))
+    assert len(stash.records) == len(rq_job.args[1]["items"])
     cluster.start_worker("verify")
     wait_for(conn, job)
     assert_complete_exactly_once(tmp_path / "out", spec)
@@ -370,3 +371,13 @@ def test_submit_pointed_at_no_redis_spends_nothing(spec, tmp_path, mock_llm):
     assert result.exit_code == 2
     assert "cannot reach Redis" in result.output
     assert mock_llm.state.calls == []
+
+
+def test_halted_tells_a_cancelled_job_from_one_a_fatal_model_error_stopped(redis_server):
+    conn = redis.Redis.from_url(redis_server.url)
+    conn.delete(keys.job_cancelled("j1"), keys.job_error("j1"))
+    assert halted(conn, "j1") is None
+    conn.set(keys.job_error("j1"), "401 bad key")
+    assert halted(conn, "j1") == "stopped"
+    conn.set(keys.job_cancelled("j1"), 1)
+    assert halted(conn, "j1") == "cancelled"

@@ -13,6 +13,7 @@ import redis
 from synth.cli.distributed import wait_for
 from synth.distributed import keys
 from synth.distributed.prepared import PreparedJobs
+from synth.errors import UserError
 from synth.testing.cluster import Cluster
 from tests.conftest import base_spec, write_spec
 from tests.distributed import shard_rows, submit_spec
@@ -122,3 +123,20 @@ def test_prepared_jobs_keep_only_the_latest_few(tmp_path, redis_server, mock_llm
         jobs.get(conn, ids[-1])
     assert jobs.fetch(conn, ids[2])[1] is False
     assert jobs.fetch(conn, ids[0])[1] is True  # dropped as the third came in
+
+
+def test_a_job_function_takes_what_its_worker_readied_without_reading_the_record_anew(tmp_path, redis_server, mock_llm):
+    conn = redis.Redis.from_url(redis_server.url)
+    conn.flushall()
+    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4))
+    _, job = submit_spec(redis_server.url, spec, tmp_path / "out")
+    jobs = PreparedJobs()
+    ready, _ = jobs.fetch(conn, job.job_id)
+    jobs.hand_over("rq-1", ready)
+    conn.delete(keys.job_meta(job.job_id))  # a read now would find no record
+    assert jobs.for_rq_job(conn, "rq-1", job.job_id) is ready
+    with pytest.raises(UserError, match="no synth job"):
+        jobs.for_rq_job(conn, "rq-2", job.job_id)  # another RQ job: read and checked
+    jobs.hand_over("rq-1", None)  # the worker could not ready it
+    with pytest.raises(UserError, match="no synth job"):
+        jobs.for_rq_job(conn, "rq-1", job.job_id)

@@ -9,7 +9,7 @@ import zlib
 
 from synth.cli.distributed import wait_for
 from synth.pipeline import GeneratedBatch
-from synth.records import Lineage, Record
+from synth.records import FailedItem, Lineage, Record
 from synth.store.marker import StageUsage
 from synth.testing.mock_openai import Behaviour
 from tests.conftest import base_spec, write_spec
@@ -86,9 +86,22 @@ def generated(n: int) -> GeneratedBatch:
 
 def test_the_verify_payload_round_trips_records_with_their_raw_output():
     batch = generated(3)
-    back = GeneratedBatch.from_json(json.loads(json.dumps(batch.to_json())))
+    back = GeneratedBatch.from_bytes(batch.to_bytes())
     assert back.records == batch.records
     assert back.records[0].raw_output == batch.records[0].raw_output
+
+
+def test_a_generated_batch_round_trips_with_failed_items_and_usage_and_reads_the_older_form():
+    batch = generated(2)
+    batch.failed = [FailedItem(item_id="i9", batch_id="b", category=["c"], template="t", error_type="X", error="a\nb")]
+    batch.usage = StageUsage(calls=3, prompt_tokens=7)
+    assert GeneratedBatch.from_bytes(batch.to_bytes()) == batch
+    older = {  # what a worker before the two-part form stashed: one JSON object, the records as one JSON text
+        "records": json.dumps([r.model_dump(mode="json") for r in batch.records]),
+        "failed": [f.model_dump(mode="json") for f in batch.failed],
+        "usage": batch.usage.model_dump(),
+    }
+    assert GeneratedBatch.from_bytes(json.dumps(older).encode()) == batch
 
 
 def test_raw_output_adds_little_to_the_compressed_verify_payload():
@@ -97,6 +110,6 @@ def test_raw_output_adds_little_to_the_compressed_verify_payload():
     without = GeneratedBatch([r.model_copy(update={"raw_output": None}) for r in with_raw.records], [], with_raw.usage)
 
     def stored(batch: GeneratedBatch) -> int:
-        return len(zlib.compress(json.dumps(batch.to_json()).encode()))
+        return len(zlib.compress(batch.to_bytes()))
 
     assert stored(with_raw) < 1.25 * stored(without)

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 from rq import get_current_job
+from rq.job import Job
 
 from synth.dedup.index import publish
 from synth.distributed import keys
@@ -25,8 +26,7 @@ from synth.distributed.queue import (
     batch_from_json,
     drop_generated,
     enqueue_verify,
-    is_cancelled,
-    is_stopped,
+    halted,
     regenerate,
     stop,
     take_generated,
@@ -47,13 +47,11 @@ logger = logging.getLogger(__name__)
 def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict[str, Any]:
     """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done.
     `out`: the run directory, which rebuilds the job if Redis lost its record."""
-    conn = _connection()
-    ready = PREPARED.get(conn, job_id, out)
+    conn, rq_job = _current()
+    ready = PREPARED.for_rq_job(conn, rq_job.id, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
-    if is_cancelled(conn, job_id):
-        return {"skipped": "cancelled"}
-    if is_stopped(conn, job_id):  # a fatal model error: neither this batch nor a retry calls the model again
-        return {"skipped": "stopped"}
+    if reason := halted(conn, job_id):  # cancelled, or a fatal model error: no model call for this batch or a retry
+        return {"skipped": reason}
     if RunStore(job.out).done_marker(ref, job.spec.verifier_fingerprint) is not None:
         return {"skipped": "done"}
     try:
@@ -62,7 +60,7 @@ def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict
         stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
         raise
-    enqueue_verify(conn, job, batch, generated.to_json())
+    enqueue_verify(conn, job, batch, generated.to_bytes())
     return {"records": len(generated.records), "failed": len(generated.failed)}
 
 
@@ -82,12 +80,12 @@ def verify(
 ) -> dict[str, Any]:
     """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it. `generated`:
     the records in the payload, as jobs enqueued before they waited beside it carry them; else read from there."""
-    conn = _connection()
-    ready = PREPARED.get(conn, job_id, out)
+    conn, rq_job = _current()
+    ready = PREPARED.for_rq_job(conn, rq_job.id, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
-    generated = generated or take_generated(conn, job_id, ref.batch_id)
-    if generated is not None:
-        marker = WORKER_LOOP.run(_verify(ready, ref, GeneratedBatch.from_json(generated)))
+    records = GeneratedBatch.from_json(generated) if generated else _waiting(conn, job_id, ref.batch_id)
+    if records is not None:
+        marker = WORKER_LOOP.run(_verify(ready, ref, records))
     elif (written := RunStore(job.out).written_marker(ref, job.spec.verifier_fingerprint)) is not None:
         marker = written  # a retry after the batch was written and its records dropped
     else:
@@ -101,6 +99,11 @@ def verify(
         request_finalize(conn, job_id, job.out, job.spec)
         publish(job.spec.dedup_index, job.out)  # after finalize's request: a rejected record must not join
     return marker.counts.model_dump()
+
+
+def _waiting(conn: redis.Redis, job_id: str, batch_id: str) -> GeneratedBatch | None:
+    stash = take_generated(conn, job_id, batch_id)
+    return GeneratedBatch.from_bytes(stash) if stash is not None else None
 
 
 async def _verify(ready: ReadyJob, batch: BatchRef, generated: GeneratedBatch) -> BatchMarker:
@@ -120,7 +123,11 @@ def reverify(out: str, batch_id: str) -> dict[str, Any]:
 
 
 def _connection() -> redis.Redis:
+    return _current()[0]
+
+
+def _current() -> tuple[redis.Redis, Job]:
     current = get_current_job()
     if current is None:
         raise RuntimeError("workers.jobs functions run inside an RQ worker")
-    return current.connection
+    return current.connection, current

@@ -65,19 +65,24 @@ class ReadiesJobs(BaseWorker):
         super().__init__(*args, **kwargs)
         self.stage = stage
 
+    log_result_lifespan = False  # RQ's fourth log line per batch ("result is kept for ..."): noise, and CPU
+
     def execute_job(self, job: Job, queue: Queue) -> None:
+        PREPARED.hand_over(job.id, None)
         if job.func_name in SYNTH_FUNCS:
-            self._ready(str(job.args[0]))
+            self._ready(job.id, str(job.args[0]))
         super().execute_job(job, queue)
 
-    def _ready(self, job_id: str) -> None:
-        """Prepares the job (once per record) and warms its stage; on failure the horse retries and reports it."""
+    def _ready(self, rq_job_id: str, job_id: str) -> None:
+        """Prepares the job (once per record), warms its stage and hands it to the job function (in the horse,
+        by the fork); on failure the job function tries again and reports it."""
         try:
             ready, fresh = PREPARED.fetch(self.connection, job_id)
             if fresh:
                 warm(self.stage, ready)
+            PREPARED.hand_over(rq_job_id, ready)
         except Exception:
-            logger.exception("could not ready job %s before the fork; its work horse will try again", job_id)
+            logger.exception("could not ready job %s before running it; its job function will try again", job_id)
 
 
 class SynthWorker(ReadiesJobs, Worker):

@@ -4,8 +4,9 @@ Preparing a job (spec, compiled templates, task, verifier options) costs tens of
 a batch's own work on a fast endpoint. A synth worker prepares a job once, in its main process before RQ forks
 the work horse, and each horse inherits it (`workers.worker.SynthWorker`). Entries are keyed by job id and hold
 the job record they were prepared from: a different record (the job resubmitted with other verifiers, quotas or
-spec, hence perhaps another spec id) prepares afresh. The horse checks again (one GET), so a horse of a plain
-RQ worker, or one forked just as the job changed, still runs the job as Redis has it.
+spec, hence perhaps another spec id) prepares afresh. The worker hands what it readied to the job function it
+runs next (`hand_over`), which then needs no second read of the record; a job function run by a plain RQ worker
+reads it and checks (one GET).
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class PreparedJobs:
     def __init__(self, keep: int = KEEP_JOBS) -> None:
         self.keep = keep
         self._jobs: OrderedDict[str, ReadyJob] = OrderedDict()
+        self._handed: tuple[str, ReadyJob] | None = None
+
+    def hand_over(self, rq_job_id: str, ready: ReadyJob | None) -> None:
+        """What the worker readied for the RQ job it runs next, from the record it read just now (None: nothing)."""
+        self._handed = (rq_job_id, ready) if ready is not None else None
+
+    def for_rq_job(self, conn: redis.Redis, rq_job_id: str, job_id: str, out: str | None = None) -> ReadyJob:
+        """The job an RQ job runs: what its worker handed over for it, else `get`."""
+        if self._handed is not None and self._handed[0] == rq_job_id and self._handed[1].job.job_id == job_id:
+            return self._handed[1]
+        return self.get(conn, job_id, out)
 
     def get(self, conn: redis.Redis, job_id: str, out: str | None = None) -> ReadyJob:
         """The job prepared, from this process's entry when its record is current, else prepared now."""

@@ -220,33 +220,35 @@ def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
     )
 
 
-def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], generated: dict[str, Any]) -> None:
+def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], generated: bytes) -> None:
     """Hands a generated batch to the verify queue. The records wait beside the RQ job, not in it: RQ compresses
     a job's data again each time it saves the job (at enqueue and at success) and keeps it a day after, which for
     a batch's records cost more CPU than verifying them (and ten times the memory of the rest of the job)."""
-    stash = zlib.compress(json.dumps(generated).encode(), 1)
-    conn.set(keys.generated_batch(job.job_id, batch["batch_id"]), stash, ex=GENERATED_TTL_S)
-    verify_queue(conn).enqueue_call(
-        VERIFY_FUNC,
-        args=(job.job_id, batch, None, str(job.out)),
-        job_id=keys.rq_job_id("verify", job.job_id, batch["batch_id"]),
-        timeout=VERIFY_TIMEOUT_S,
-        result_ttl=RESULT_TTL_S,
-        retry=RETRY,
-        description=f"synth verify batch {batch['batch_id']}",
-    )
+    stash = zlib.compress(generated, 1)
+    with conn.pipeline() as pipe:  # one transaction: one round trip, and never a verify job without its records
+        verify_queue(conn).enqueue_call(  # first: RQ starts the transaction (MULTI) on the pipeline it is given
+            VERIFY_FUNC,
+            args=(job.job_id, batch, None, str(job.out)),
+            job_id=keys.rq_job_id("verify", job.job_id, batch["batch_id"]),
+            timeout=VERIFY_TIMEOUT_S,
+            result_ttl=RESULT_TTL_S,
+            retry=RETRY,
+            description=f"synth verify batch {batch['batch_id']}",
+            pipeline=pipe,
+        )
+        pipe.set(keys.generated_batch(job.job_id, batch["batch_id"]), stash, ex=GENERATED_TTL_S)
+        pipe.execute()
 
 
-def take_generated(conn: redis.Redis, job_id: str, batch_id: str) -> dict[str, Any] | None:
-    """The generated batch its verify job runs on; None when Redis lost it (expired, flushed) or it was dropped
-    because the batch is written (a verify job retried after that)."""
+def take_generated(conn: redis.Redis, job_id: str, batch_id: str) -> bytes | None:
+    """The generated batch its verify job runs on (`GeneratedBatch.to_bytes`); None when Redis lost it (expired,
+    flushed) or it was dropped because the batch is written (a verify job retried after that)."""
     stash = conn.get(keys.generated_batch(job_id, batch_id))
     if stash is None:
         return None
     if not isinstance(stash, bytes):
         raise TypeError("a Redis client made with decode_responses cannot read a generated batch (zlib bytes)")
-    loaded: dict[str, Any] = json.loads(zlib.decompress(stash))
-    return loaded
+    return zlib.decompress(stash)
 
 
 def regenerate(conn: redis.Redis, job: QueuedJob, batch: BatchRef) -> None:
@@ -318,7 +320,7 @@ def reconcile(
         keep = LIVE if retry_failed else LIVE | {JobStatus.FAILED}
         lost = [b for b in pending if not states.get(b.batch_id, set()) & keep]
         result.alive += len(pending) - len(lost)
-        if lost and not is_cancelled(conn, job.job_id) and not is_stopped(conn, job.job_id):
+        if lost and halted(conn, job.job_id) is None:
             _enqueue_generate(conn, job, lost)
             result.enqueued += len(lost)
     if result.done == job.total_batches and reconcile_finalize(conn, job.job_id, job.out, job.spec):
@@ -407,10 +409,8 @@ def _cancel_queued(conn: redis.Redis, job_id: str) -> int:
     return len(jobs)
 
 
-def is_cancelled(conn: redis.Redis, job_id: str) -> bool:
-    return bool(conn.exists(keys.job_cancelled(job_id)))
-
-
-def is_stopped(conn: redis.Redis, job_id: str) -> bool:
-    """Whether a fatal model error stopped the job (until a resubmit)."""
-    return bool(conn.exists(keys.job_error(job_id)))
+def halted(conn: redis.Redis, job_id: str) -> str | None:
+    """Why a job's batches must not run now ("cancelled", or "stopped" by a fatal model error), in one round trip
+    (a generate job asks before each batch); None to go on."""
+    cancelled, error = conn.mget(keys.job_cancelled(job_id), keys.job_error(job_id))
+    return "cancelled" if cancelled is not None else "stopped" if error is not None else None
