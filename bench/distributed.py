@@ -1,20 +1,21 @@
 """The distributed executor against the local one, on the mock OpenAI server, as ratios measured in one run.
 
 1. Throughput and CPU: the same N=2000, L=200 ms workload, local `synth run` then 2 generate workers + 1 verify
-   worker at equal total concurrency (the spec's `concurrency`, which workers share through Redis), back to back
-   on one mock server so both see the same machine load. CPU per item is what each run costs beyond a one-item
-   run of the same kind: for the local child, its imports, model client, store and the job's preparation; for
-   the workers (main processes, every work horse, RQ's scheduler; started and idle first, as in a deployment)
-   plus the submit, each fresh worker's preparation of the job and its first batch. The figure with those
-   per-job costs counted (workers' CPU from submit to the last batch, plus the submit) is reported beside it, as
-   is Redis's own CPU. The kinds alternate for `--rounds` rounds and each reports its least-CPU run (the machine
-   is shared).
+   worker (in-process, the default, and `--fork`) at equal total concurrency (the spec's `concurrency`, which
+   workers share through Redis), back to back on one mock server so both see the same machine load. CPU per
+   item is what each run costs beyond a one-item run of the same kind: for the local child, its imports, model
+   client, store and the job's preparation; for the workers (main processes, every work horse, RQ's scheduler;
+   started and idle first, as in a deployment) plus the submit, each fresh worker's preparation of the job and
+   its first batch. The figure with those per-job costs counted (workers' CPU from submit to the last batch,
+   plus the submit) is reported beside it, as is Redis's own CPU. The kinds alternate for `--rounds` rounds;
+   each reports its least-CPU run, and the distributed/local ratio is also given per round and as the median
+   of the rounds (the machine is shared).
 2. Queue overhead per batch: L=0, small batches through both queues, wall time and worker CPU per batch.
 3. Recovery: a whole generate worker (main + horse) SIGKILLed mid-batch, a fresh one started; seconds until
    the killed batch is written.
 
 Usage: python bench/distributed.py [--items 2000] [--latency 0.2] [--concurrency 64] [--batch-size 128]
-       [--rounds 3] [--skip-recovery] [--only-throughput]
+       [--rounds 5] [--skip-recovery] [--only-throughput]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -62,7 +64,7 @@ class DistributedMeasure:
 
 
 def distributed_run(
-    spec: dict[str, Any], tmp: Path, generate_workers: int, in_process: bool = False
+    spec: dict[str, Any], tmp: Path, generate_workers: int, in_process: bool = True
 ) -> DistributedMeasure:
     """Workers already started and idle (as in a deployment): their start-up CPU is not counted."""
     with running_cluster(tmp, generate_workers, in_process) as (conn, cluster):
@@ -105,9 +107,7 @@ def wait_workers_idle(conn: redis.Redis, timeout_s: float = 30) -> None:
 
 
 @contextmanager
-def running_cluster(
-    tmp: Path, generate_workers: int, in_process: bool = False
-) -> Iterator[tuple[redis.Redis, Cluster]]:
+def running_cluster(tmp: Path, generate_workers: int, in_process: bool = True) -> Iterator[tuple[redis.Redis, Cluster]]:
     """Redis and workers started and registered (as in a deployment), all stopped afterwards."""
     server = RedisServer(tmp / "redis").start()
     cluster = Cluster(server, tmp, maintenance_interval_s=5)
@@ -138,13 +138,15 @@ def wait_all_done(conn: redis.Redis, job: QueuedJob, timeout_s: float = 600) -> 
 
 
 def throughput(items: int, latency: float, concurrency: int, batch_size: int, rounds: int) -> dict[str, Any]:
-    """Local, then distributed with forking workers, then with `--in-process` workers, back to back on one mock
-    server, `rounds` times over, each kind also with one item: the least CPU of each is its figure (the machine is
-    shared: the least disturbed run is the fair one, and alternating gives each kind the same chances)."""
+    """Local, then distributed with `--fork` workers, then with (default) in-process workers, back to back on one
+    mock server, `rounds` times over, each kind also with one item. Two figures: each kind's least CPU (the machine is
+    shared: the least disturbed run is the fair one, and alternating gives each kind the same chances), and the
+    median over rounds of each round's distributed/local ratio (a machine whose load drifts within the run moves
+    the least-CPU runs of the two kinds apart; within one round they share a window)."""
     local: list[RunMeasure] = []
     startup: list[RunMeasure] = []
-    runs: dict[str, list[DistributedMeasure]] = {"distributed": [], "in_process": []}
-    one_item: dict[str, list[DistributedMeasure]] = {"distributed": [], "in_process": []}
+    runs: dict[str, list[DistributedMeasure]] = {"forking": [], "in_process": []}
+    one_item: dict[str, list[DistributedMeasure]] = {"forking": [], "in_process": []}
     with mock_server(latency) as api_base:
         spec, single = (bench_spec(api_base, n, concurrency, batch_size) for n in (items, 1))
         for _ in range(rounds):
@@ -157,7 +159,8 @@ def throughput(items: int, latency: float, concurrency: int, batch_size: int, ro
                     with tempfile.TemporaryDirectory() as tmp:
                         measures.append(distributed_run(job, Path(tmp), 2, in_process=kind == "in_process"))
     ideal = items * latency / concurrency
-    local_cpu = min(run.cpu_s for run in local) - min(run.cpu_s for run in startup)
+    local_startup = min(run.cpu_s for run in startup)
+    local_cpu = min(run.cpu_s for run in local) - local_startup
     local_wall = min(run.wall_s for run in local)
 
     def per_item_ms(cpu_s: float) -> float:
@@ -167,12 +170,20 @@ def throughput(items: int, latency: float, concurrency: int, batch_size: int, ro
         run = min(runs[prefix], key=lambda measure: measure.cpu_s)
         job_startup = min(measure.cpu_s for measure in one_item[prefix])
         wall = min(measure.wall_s for measure in runs[prefix])
+        # Each round's distributed run against that round's local run (the same window of a shared machine),
+        # less each kind's least start-up: the median of these is the ratio least moved by the machine's drift.
+        paired = [
+            (measure.cpu_s - job_startup) / (base.cpu_s - local_startup)
+            for measure, base in zip(runs[prefix], local, strict=True)
+        ]
         return {
             f"{prefix}_wall_s": round(wall, 2),
             f"{prefix}_vs_ideal": round(ideal / wall, 3),
             f"{prefix}_vs_local": round(local_wall / wall, 3),
             f"{prefix}_cpu_ms_per_item": per_item_ms(run.cpu_s - job_startup),
             f"{prefix}_cpu_vs_local": round((run.cpu_s - job_startup) / local_cpu, 2),
+            f"{prefix}_cpu_vs_local_per_round": [round(ratio, 2) for ratio in paired],
+            f"{prefix}_cpu_vs_local_median_of_rounds": round(statistics.median(paired), 2),
             f"{prefix}_one_item_job_cpu_s": round(job_startup, 3),
             f"{prefix}_with_job_startup_cpu_ms_per_item": per_item_ms(run.cpu_s),
             f"{prefix}_with_job_startup_cpu_vs_local": round(run.cpu_s / local_cpu, 2),
@@ -188,9 +199,10 @@ def throughput(items: int, latency: float, concurrency: int, batch_size: int, ro
         "local_wall_s": round(local_wall, 2),
         "local_vs_ideal": round(ideal / local_wall, 3),
         "local_cpu_ms_per_item": per_item_ms(local_cpu),
-        "local_startup_cpu_s": round(min(run.cpu_s for run in startup), 2),
+        "local_startup_cpu_s": round(local_startup, 2),
+        "local_cpu_ms_per_item_per_round": [per_item_ms(run.cpu_s - local_startup) for run in local],
         "local_lost": max(items - run.totals["items"] for run in local),
-        **distributed("distributed"),
+        **distributed("forking"),
         **distributed("in_process"),
     }
 
@@ -248,7 +260,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3, help="Alternated rounds; the least CPU of each kind counts.")
+    parser.add_argument("--rounds", type=int, default=5, help="Alternated rounds; see `throughput` for the figures.")
     parser.add_argument("--skip-recovery", action="store_true", help="Recovery waits out RQ's heartbeat (~75 s).")
     parser.add_argument("--only-throughput", action="store_true", help="Just the local vs distributed comparison.")
     args = parser.parse_args()

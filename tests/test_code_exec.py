@@ -273,11 +273,14 @@ async def test_a_local_run_accepts_working_code_and_rejects_the_rest(tmp_path: P
 
 
 @pytest.mark.slow
-def test_verify_workers_reach_the_same_verdicts_as_a_local_run(tmp_path: Path, mock_llm: MockServer, cluster):
+@pytest.mark.parametrize("in_process", [False, True], ids=["forked-horses", "in-process"])
+def test_verify_workers_reach_the_same_verdicts_as_a_local_run(
+    tmp_path: Path, mock_llm: MockServer, cluster, in_process: bool
+):
     spec = code_spec(tmp_path, mock_llm)
     asyncio.run(run_locally(spec, tmp_path / "local"))
-    cluster.start_worker("generate")
-    cluster.start_worker("verify")
+    cluster.start_worker("generate", in_process)
+    cluster.start_worker("verify", in_process)
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "dist")
     report = wait_for(conn, job)
     assert (report.totals.items, report.totals.failed) == (3, 0)

@@ -150,3 +150,16 @@ def test_worker_check_says_whether_a_worker_of_the_stage_lives_on_this_host(clus
     assert alive.exit_code == 0, alive.output
     other = CliRunner().invoke(main, ["worker", "verify", "--check", "--redis", cluster.redis.url])
     assert other.exit_code == 1
+
+
+@pytest.mark.parametrize(("flags", "in_process"), [([], True), (["--in-process"], True), (["--fork"], False)])
+def test_a_worker_runs_its_batches_in_process_unless_told_to_fork(monkeypatch, flags, in_process):
+    from click.testing import CliRunner
+
+    import workers.worker
+
+    started: list[dict] = []
+    monkeypatch.setattr(workers.worker, "start_worker", lambda stage, url, **kwargs: started.append(kwargs) or True)
+    result = CliRunner().invoke(main, ["worker", "verify", *flags])
+    assert result.exit_code == 0, result.output
+    assert [kwargs["in_process"] for kwargs in started] == [in_process]

@@ -1,7 +1,9 @@
 """Starts an RQ worker for one stage of synth: one queue per worker process (a multi-queue worker can lose a
-job on a crash). What a batch needs is loaded in the main process, so every forked work horse inherits it
-instead of paying for it per batch: the modules a stage always uses at start-up, and per job, before the fork,
-the prepared job and what its stage needs (litellm for a litellm model, the chain's verifier models)."""
+job on a crash). By default every batch runs in the worker's own process (`InProcessSynthWorker`); with `--fork`
+each runs in a forked work horse (`SynthWorker`), which costs about half as much CPU again for per-batch
+isolation. Either way what a batch needs is loaded in the main process once, not per batch: the modules a stage
+always uses at start-up, and per job, before the batch runs (before the fork), the prepared job and what its
+stage needs (litellm for a litellm model, the chain's verifier models)."""
 
 from __future__ import annotations
 
@@ -99,10 +101,11 @@ class SynthWorker(ReadiesJobs, Worker):
 
 
 class InProcessSynthWorker(ReadiesJobs, SimpleWorker):
-    """Every batch in the worker's own process (RQ's SimpleWorker): no fork, no horse start-up and exit, and the
-    job's clients, caches and models kept from batch to batch, which is about half the CPU of a small batch.
-    The price is isolation: a batch that kills the interpreter takes the worker with it (RQ then finds its job
-    abandoned and it is retried, as for a SIGKILLed worker), and a timed-out batch is stopped by SIGALRM.
+    """The default. Every batch in the worker's own process (RQ's SimpleWorker): no fork, no horse start-up and
+    exit, and the job's clients, caches and models kept from batch to batch. The price is isolation: a batch that
+    kills the interpreter takes the worker with it (RQ then finds its job abandoned and it is retried, as for a
+    SIGKILLed worker), and a timed-out batch is stopped by SIGALRM. Generated code never runs here either way
+    (the code sandbox is its own process).
 
     SimpleWorker sets one heartbeat that must outlast the whole job (its timeout + 60 s), so a killed worker's
     batch would wait minutes to be found abandoned. A thread beats every `job_monitoring_interval` instead, as a
@@ -149,10 +152,10 @@ def start_worker(
     burst: bool = False,
     maintenance_interval_s: int = MAINTENANCE_INTERVAL_S,
     job_monitoring_interval_s: int = JOB_MONITORING_INTERVAL_S,
-    in_process: bool = False,
+    in_process: bool = True,
 ) -> bool:
-    """Runs a worker on the stage's queue until stopped (or, with `burst`, until the queue is empty); with
-    `in_process`, each batch runs in this process instead of a forked work horse."""
+    """Runs a worker on the stage's queue until stopped (or, with `burst`, until the queue is empty): each batch
+    in this process (`in_process`, the default), or in a forked work horse."""
     resolved = redis_url(url)
     os.environ["SYNTH_REDIS_URL"] = resolved  # work horses open their own asyncio clients from it
     preload(stage)

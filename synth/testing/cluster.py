@@ -91,7 +91,7 @@ class Cluster:
     def start_worker(self, stage: str, in_process: bool = False) -> subprocess.Popen[bytes]:
         index = len(self.workers)
         command = [sys.executable, "-m", "synth.cli", "-v", "worker", stage, "--redis", self.redis.url]
-        command += ["--in-process"] if in_process else []
+        command += ["--in-process"] if in_process else ["--fork"]
         command += ["--maintenance-interval", str(self.maintenance_interval_s), "--name", f"{stage}-{index}"]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **self.env}
         with (self.log_dir / f"worker-{stage}-{index}.log").open("ab") as log:
