@@ -91,11 +91,16 @@ def test_a_changed_job_is_prepared_and_warmed_again(tmp_path, cluster, mock_llm,
     assert prepared_pids(cluster, 1) == [verify_pid, verify_pid]
 
 
-def test_prepared_jobs_reuse_an_entry_until_its_record_changes(tmp_path, redis_server, mock_llm):
+def submitted(tmp_path, redis_server, mock_llm):
+    """A job submitted to an emptied Redis (no worker runs it), and a client."""
     conn = redis.Redis.from_url(redis_server.url)
     conn.flushall()
     spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4))
-    _, job = submit_spec(redis_server.url, spec, tmp_path / "out")
+    return conn, submit_spec(redis_server.url, spec, tmp_path / "out")[1]
+
+
+def test_prepared_jobs_reuse_an_entry_until_its_record_changes(tmp_path, redis_server, mock_llm):
+    conn, job = submitted(tmp_path, redis_server, mock_llm)
     jobs = PreparedJobs()
     ready, fresh = jobs.fetch(conn, job.job_id)
     assert fresh
@@ -126,10 +131,7 @@ def test_prepared_jobs_keep_only_the_latest_few(tmp_path, redis_server, mock_llm
 
 
 def test_a_job_function_takes_what_its_worker_readied_without_reading_the_record_anew(tmp_path, redis_server, mock_llm):
-    conn = redis.Redis.from_url(redis_server.url)
-    conn.flushall()
-    spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=4))
-    _, job = submit_spec(redis_server.url, spec, tmp_path / "out")
+    conn, job = submitted(tmp_path, redis_server, mock_llm)
     jobs = PreparedJobs()
     ready, _ = jobs.fetch(conn, job.job_id)
     jobs.hand_over("rq-1", ready)

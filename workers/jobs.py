@@ -83,9 +83,9 @@ def verify(
     conn, rq_job = _current()
     ready = PREPARED.for_rq_job(conn, rq_job.id, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
-    records = GeneratedBatch.from_json(generated) if generated else _waiting(conn, job_id, ref.batch_id)
-    if records is not None:
-        marker = WORKER_LOOP.run(_verify(ready, ref, records))
+    batch_records = GeneratedBatch.from_json(generated) if generated else _waiting(conn, job_id, ref.batch_id)
+    if batch_records is not None:
+        marker = WORKER_LOOP.run(_verify(ready, ref, batch_records))
     elif (written := RunStore(job.out).written_marker(ref, job.spec.verifier_fingerprint)) is not None:
         marker = written  # a retry after the batch was written and its records dropped
     else:

@@ -1,12 +1,12 @@
 """The jobs one worker process has prepared, reused by every batch and checked against the job record in Redis.
 
 Preparing a job (spec, compiled templates, task, verifier options) costs tens of milliseconds of CPU, more than
-a batch's own work on a fast endpoint. A synth worker prepares a job once, in its main process before RQ forks
-the work horse, and each horse inherits it (`workers.worker.SynthWorker`). Entries are keyed by job id and hold
-the job record they were prepared from: a different record (the job resubmitted with other verifiers, quotas or
-spec, hence perhaps another spec id) prepares afresh. The worker hands what it readied to the job function it
-runs next (`hand_over`), which then needs no second read of the record; a job function run by a plain RQ worker
-reads it and checks (one GET).
+a batch's own work on a fast endpoint. A synth worker prepares a job once, in its main process, before it runs
+a batch of the job (with `--fork`, before RQ forks the work horse, which inherits it: `workers.worker`). Entries
+are keyed by job id and hold the job record they were prepared from: a different record (the job resubmitted
+with other verifiers, quotas or spec, hence perhaps another spec id) prepares afresh. The worker hands what it
+readied to the job function it runs next (`hand_over`), which then needs no second read of the record; a job
+function run by a plain RQ worker reads it and checks (one GET).
 """
 
 from __future__ import annotations
