@@ -124,12 +124,13 @@ def verify_running(conn) -> bool:
     return bool(StartedJobRegistry(queue=verify_queue(conn)).get_job_ids(cleanup=False))
 
 
-def test_redis_killed_and_restarted_mid_run_loses_nothing(slow_spec, tmp_path, mock_llm):
+@pytest.mark.parametrize("in_process", [False, True], ids=["forked-horses", "in-process"])
+def test_redis_killed_and_restarted_mid_run_loses_nothing(slow_spec, tmp_path, mock_llm, in_process):
     server = RedisServer(tmp_path / "redis").start()
     cluster = Cluster(server, tmp_path)
     try:
-        cluster.start_worker("generate")
-        cluster.start_worker("verify")
+        cluster.start_worker("generate", in_process)
+        cluster.start_worker("verify", in_process)
         conn, job = submit_spec(server.url, slow_spec, tmp_path / "out")
         wait_until(lambda: conn.hlen(keys.job_done(job.job_id)) >= 2, 60, "two batches done")
         server.kill()
@@ -144,12 +145,13 @@ def test_redis_killed_and_restarted_mid_run_loses_nothing(slow_spec, tmp_path, m
         server.stop()
 
 
-def test_429_and_5xx_storms_across_workers_lose_nothing(tmp_path, cluster, mock_llm):
+@pytest.mark.parametrize("in_process", [False, True], ids=["forked-horses", "in-process"])
+def test_429_and_5xx_storms_across_workers_lose_nothing(tmp_path, cluster, mock_llm, in_process):
     mock_llm.reset(latency_s=0.05, max_in_flight=4, retry_after_s=0.05, error_rate=0.1, seed=3)
     spec = write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=6, concurrency=16, retry=RETRY))
-    cluster.start_worker("generate")
-    cluster.start_worker("generate")
-    cluster.start_worker("verify")
+    cluster.start_worker("generate", in_process)
+    cluster.start_worker("generate", in_process)
+    cluster.start_worker("verify", in_process)
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "out")
     report = wait_for(conn, job)
     assert mock_llm.state.rejected_429 > 0

@@ -29,13 +29,14 @@ def spec(tmp_path, mock_llm):
     return write_spec(tmp_path, base_spec(mock_llm.url, topics=TOPICS, batch_size=2, verifiers=["near_dedup"]))
 
 
-def test_two_concurrent_verify_workers_never_both_accept_near_identical_samples(spec, tmp_path, cluster):
-    cluster.start_worker("generate")
+@pytest.mark.parametrize("in_process", [False, True], ids=["forked-horses", "in-process"])
+def test_two_concurrent_verify_workers_never_both_accept_near_identical_samples(spec, tmp_path, cluster, in_process):
+    cluster.start_worker("generate", in_process)
     conn, job = submit_spec(cluster.redis.url, spec, tmp_path / "run")
     queue = verify_queue(conn)
     wait_until(lambda: queue.count == job.total_batches, 60, "every batch generated")
-    cluster.start_worker("verify")  # both start on a full queue: their batches are verified side by side
-    cluster.start_worker("verify")
+    cluster.start_worker("verify", in_process)  # both start on a full queue: their batches are verified side by side
+    cluster.start_worker("verify", in_process)
     report = wait_for(conn, job)
     assert (report.batches_done, report.totals.failed) == (job.total_batches, 0)
     accepted = shard_rows(tmp_path / "run", "accepted")
