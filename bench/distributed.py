@@ -11,7 +11,7 @@
    each reports its least-CPU run, and the distributed/local ratio is also given per round and as the median
    of the rounds (the machine is shared).
 2. Queue overhead per batch: L=0, small batches through both queues, wall time and worker CPU per batch.
-3. Recovery: a whole generate worker (main + horse) SIGKILLed mid-batch, a fresh one started; seconds until
+3. Recovery: a whole (in-process) generate worker SIGKILLed mid-batch, a fresh one started; seconds until
    the killed batch is written.
 
 Usage: python bench/distributed.py [--items 2000] [--latency 0.2] [--concurrency 64] [--batch-size 128]
@@ -229,7 +229,7 @@ def recovery(latency: float) -> dict[str, Any]:
             victim, batch_id = busy_generate_worker(conn, cluster)
             killed_at = time.perf_counter()
             kill_tree(victim, signal.SIGKILL)
-            cluster.start_worker("generate")
+            cluster.start_worker("generate", in_process=True)  # the same kind as the one killed
             while not conn.hexists(keys.job_done(job.job_id), batch_id):
                 time.sleep(0.05)
             recovered_s = time.perf_counter() - killed_at

@@ -18,9 +18,8 @@ from synth.cli import main
 from synth.cli.distributed import wait_for
 from synth.distributed import keys
 from synth.distributed.connect import connect_async
-from synth.distributed.queue import batch_from_json, batch_to_json, halted, load_job, reconcile
+from synth.distributed.queue import batch_from_json, batch_to_json, halted, load_job, reconcile, take_generated
 from synth.llm.shared_limits import SharedLimits
-from synth.pipeline import GeneratedBatch
 from synth.planning.expand import plan_batches, with_items
 from synth.planning.prepare import prepare
 from synth.spec.file import load_spec
@@ -133,8 +132,9 @@ def test_a_verify_job_carries_its_batch_not_the_records_and_they_go_once_written
     rq_job = Job.fetch(conn.lindex(verify_queue, 0).decode(), conn, JSONSerializer)
     batch_id = rq_job.args[1]["batch_id"]
     assert rq_job.args[2] is None  # the records wait beside the job
-    stash = GeneratedBatch.from_bytes(zlib.decompress(conn.get(keys.generated_batch(job.job_id, batch_id))))
-    assert len(stash.records) == len(rq_job.args[1]["items"])
+    waiting = take_generated(conn, job.job_id, batch_id)
+    assert waiting is not None
+    assert len(waiting.records) == len(rq_job.args[1]["items"])
     cluster.start_worker("verify")
     wait_for(conn, job)
     assert_complete_exactly_once(tmp_path / "out", spec)

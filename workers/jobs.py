@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import redis
 from rq import get_current_job
 from rq.job import Job
 
@@ -47,7 +46,8 @@ logger = logging.getLogger(__name__)
 def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict[str, Any]:
     """Generates one batch and hands it to the verify queue. Skips a cancelled job or a batch already done.
     `out`: the run directory, which rebuilds the job if Redis lost its record."""
-    conn, rq_job = _current()
+    rq_job = _current()
+    conn = rq_job.connection
     ready = PREPARED.for_rq_job(conn, rq_job.id, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
     if reason := halted(conn, job_id):  # cancelled, or a fatal model error: no model call for this batch or a retry
@@ -60,7 +60,7 @@ def generate(job_id: str, batch: dict[str, Any], out: str | None = None) -> dict
         stop(conn, job_id, str(exc))
         logger.error("job stopped by a fatal model error: job=%s error=%s", job_id, exc)
         raise
-    enqueue_verify(conn, job, batch, generated.to_bytes())
+    enqueue_verify(conn, job, batch, generated)
     return {"records": len(generated.records), "failed": len(generated.failed)}
 
 
@@ -80,10 +80,11 @@ def verify(
 ) -> dict[str, Any]:
     """Runs the verifier chain over a generated batch, writes its shards and marker, and counts it. `generated`:
     the records in the payload, as jobs enqueued before they waited beside it carry them; else read from there."""
-    conn, rq_job = _current()
+    rq_job = _current()
+    conn = rq_job.connection
     ready = PREPARED.for_rq_job(conn, rq_job.id, job_id, out)
     job, ref = ready.job, batch_from_json(batch)
-    batch_records = GeneratedBatch.from_json(generated) if generated else _waiting(conn, job_id, ref.batch_id)
+    batch_records = GeneratedBatch.from_json(generated) if generated else take_generated(conn, job_id, ref.batch_id)
     if batch_records is not None:
         marker = WORKER_LOOP.run(_verify(ready, ref, batch_records))
     elif (written := RunStore(job.out).written_marker(ref, job.spec.verifier_fingerprint)) is not None:
@@ -101,11 +102,6 @@ def verify(
     return marker.counts.model_dump()
 
 
-def _waiting(conn: redis.Redis, job_id: str, batch_id: str) -> GeneratedBatch | None:
-    stash = take_generated(conn, job_id, batch_id)
-    return GeneratedBatch.from_bytes(stash) if stash is not None else None
-
-
 async def _verify(ready: ReadyJob, batch: BatchRef, generated: GeneratedBatch) -> BatchMarker:
     async with worker_verification(ready.prepared, RunStore(ready.job.out), ready.job.job_id) as stage:
         return await verify_batch(batch, generated, stage)
@@ -113,21 +109,17 @@ async def _verify(ready: ReadyJob, batch: BatchRef, generated: GeneratedBatch) -
 
 def finalize(job_id: str, out: str, spec: dict[str, Any]) -> dict[str, Any]:
     """The run-level finalize stage, once every batch is in (enqueued by `request_finalize`)."""
-    outcome = run_finalize(_connection(), job_id, Path(out), JobSpec.model_validate(spec))
+    outcome = run_finalize(_current().connection, job_id, Path(out), JobSpec.model_validate(spec))
     return outcome.as_dict() if outcome is not None else {}
 
 
 def reverify(out: str, batch_id: str) -> dict[str, Any]:
     """`synth verify` on RQ: one source batch through the new chain, read from the source run's shards."""
-    return run_reverify_job(_connection(), Path(out), batch_id).counts.model_dump()
+    return run_reverify_job(_current().connection, Path(out), batch_id).counts.model_dump()
 
 
-def _connection() -> redis.Redis:
-    return _current()[0]
-
-
-def _current() -> tuple[redis.Redis, Job]:
+def _current() -> Job:
     current = get_current_job()
     if current is None:
         raise RuntimeError("workers.jobs functions run inside an RQ worker")
-    return current.connection, current
+    return current

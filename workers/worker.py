@@ -63,28 +63,29 @@ def warm(stage: str, ready: ReadyJob) -> None:
 class ReadiesJobs(BaseWorker):
     """Readies each synth job in the worker's main process before RQ runs it (in a forked horse or in place)."""
 
+    log_result_lifespan = False  # RQ's fourth log line per batch ("result is kept for ..."): noise, and CPU
+
     def __init__(self, *args: Any, stage: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
 
-    log_result_lifespan = False  # RQ's fourth log line per batch ("result is kept for ..."): noise, and CPU
-
     def execute_job(self, job: Job, queue: Queue) -> None:
-        PREPARED.hand_over(job.id, None)
-        if job.func_name in SYNTH_FUNCS:
-            self._ready(job.id, str(job.args[0]))
+        """Hands the job function what it readied (in a forked horse, by the fork); nothing for other jobs."""
+        ready = self._ready(str(job.args[0])) if job.func_name in SYNTH_FUNCS else None
+        PREPARED.hand_over(job.id, ready)
         super().execute_job(job, queue)
 
-    def _ready(self, rq_job_id: str, job_id: str) -> None:
-        """Prepares the job (once per record), warms its stage and hands it to the job function (in the horse,
-        by the fork); on failure the job function tries again and reports it."""
+    def _ready(self, job_id: str) -> ReadyJob | None:
+        """Prepares the job (once per record) and warms its stage; on failure the job function tries again and
+        reports it."""
         try:
             ready, fresh = PREPARED.fetch(self.connection, job_id)
             if fresh:
                 warm(self.stage, ready)
-            PREPARED.hand_over(rq_job_id, ready)
+            return ready
         except Exception:
             logger.exception("could not ready job %s before running it; its job function will try again", job_id)
+            return None
 
 
 class SynthWorker(ReadiesJobs, Worker):

@@ -33,6 +33,7 @@ from synth.distributed import keys
 from synth.distributed.finalize import reconcile_finalize
 from synth.errors import UserError
 from synth.llm.client import check_credentials
+from synth.pipeline import GeneratedBatch
 from synth.planning.expand import BatchRef, Leaf, WorkItem
 from synth.planning.job import PreparedJob, iter_batches
 from synth.planning.prepare import prepare
@@ -220,11 +221,11 @@ def _generate_data(job: QueuedJob, batch: BatchRef) -> Any:
     )
 
 
-def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], generated: bytes) -> None:
+def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], generated: GeneratedBatch) -> None:
     """Hands a generated batch to the verify queue. The records wait beside the RQ job, not in it: RQ compresses
     a job's data again each time it saves the job (at enqueue and at success) and keeps it a day after, which for
     a batch's records cost more CPU than verifying them (and ten times the memory of the rest of the job)."""
-    stash = zlib.compress(generated, 1)
+    stash = zlib.compress(generated.to_bytes(), 1)
     with conn.pipeline() as pipe:  # one transaction: one round trip, and never a verify job without its records
         verify_queue(conn).enqueue_call(  # first: RQ starts the transaction (MULTI) on the pipeline it is given
             VERIFY_FUNC,
@@ -240,15 +241,15 @@ def enqueue_verify(conn: redis.Redis, job: QueuedJob, batch: dict[str, Any], gen
         pipe.execute()
 
 
-def take_generated(conn: redis.Redis, job_id: str, batch_id: str) -> bytes | None:
-    """The generated batch its verify job runs on (`GeneratedBatch.to_bytes`); None when Redis lost it (expired,
-    flushed) or it was dropped because the batch is written (a verify job retried after that)."""
+def take_generated(conn: redis.Redis, job_id: str, batch_id: str) -> GeneratedBatch | None:
+    """The generated batch its verify job runs on; None when Redis lost it (expired, flushed) or it was dropped
+    because the batch is written (a verify job retried after that)."""
     stash = conn.get(keys.generated_batch(job_id, batch_id))
     if stash is None:
         return None
     if not isinstance(stash, bytes):
         raise TypeError("a Redis client made with decode_responses cannot read a generated batch (zlib bytes)")
-    return zlib.decompress(stash)
+    return GeneratedBatch.from_bytes(zlib.decompress(stash))
 
 
 def regenerate(conn: redis.Redis, job: QueuedJob, batch: BatchRef) -> None:
